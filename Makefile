@@ -1,0 +1,36 @@
+# kwsgui: `make run` starts the app, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.kwsgui-installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test bench setup sysdeps lint default-model clean
+
+run: setup
+	$(PY) main.py
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
+
+bench: setup
+	$(VENV)/bin/kws bench
+
+lint: setup
+	$(VENV)/bin/ruff check core kwsgui tests main.py
+
+setup: sysdeps $(STAMP)
+
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+# torch first and pinned: an unpinned torch would pull gigabytes of CUDA packages.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

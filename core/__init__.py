@@ -1,0 +1,3 @@
+"""kwsgui core: audio, features, model graph, importers, compiler, training. Never imports Qt."""
+
+__version__ = "0.1.0"

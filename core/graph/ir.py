@@ -1,0 +1,123 @@
+"""The one model representation: a small graph of typed nodes.
+
+Every node has one output, named by the node's id. A graph streams: one call consumes one
+frame of its input (a hop of audio for a featurizer, a feature vector for a classifier) and
+keeps state between calls. Per-frame values are float32 vectors (VAD emits a (1,) 0/1 vector).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.errors import ModelFormatError
+
+
+@dataclass
+class Node:
+    id: str
+    op: str
+    inputs: list[str] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    """Nodes in topological order, one input node, one output node, and metadata."""
+
+    nodes: list[Node]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- lookup
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def by_op(self, op: str) -> list[Node]:
+        return [n for n in self.nodes if n.op == op]
+
+    @property
+    def input_node(self) -> Node:
+        found = self.by_op("input")
+        if len(found) != 1:
+            raise ModelFormatError(f"graph needs exactly one input node, has {len(found)}")
+        return found[0]
+
+    @property
+    def output_node(self) -> Node:
+        found = self.by_op("output")
+        if len(found) != 1:
+            raise ModelFormatError(f"graph needs exactly one output node, has {len(found)}")
+        return found[0]
+
+    @property
+    def input_size(self) -> int:
+        return int(self.input_node.attrs["size"])
+
+    @property
+    def output_size(self) -> int:
+        from core.graph.shapes import infer_shapes
+
+        return int(np.prod(infer_shapes(self)[self.output_node.id]))
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.metadata.get("categories") or [])
+
+    def consumers(self, node_id: str) -> list[Node]:
+        return [n for n in self.nodes if node_id in n.inputs]
+
+    def copy(self) -> Graph:
+        return copy.deepcopy(self)
+
+    def new_id(self, prefix: str) -> str:
+        ids = {n.id for n in self.nodes}
+        i = 0
+        while f"{prefix}{i}" in ids:
+            i += 1
+        return f"{prefix}{i}"
+
+    # ---------------------------------------------------------------- checks
+    def validate(self) -> None:
+        """Ids unique, inputs defined before use, known ops, one input and one output."""
+        from core.graph.ops import OPS
+
+        seen: set[str] = set()
+        for n in self.nodes:
+            if n.id in seen:
+                raise ModelFormatError(f"duplicate node id {n.id!r}")
+            if n.op not in OPS:
+                raise ModelFormatError(f"node {n.id!r}: unknown op {n.op!r}")
+            for i in n.inputs:
+                if i not in seen:
+                    raise ModelFormatError(f"node {n.id!r} ({n.op}): input {i!r} is not defined before it")
+            seen.add(n.id)
+        _ = self.input_node, self.output_node
+        from core.graph.shapes import infer_shapes
+
+        infer_shapes(self)
+
+    def prune(self) -> Graph:
+        """Drop nodes the output does not depend on (keeps the input node)."""
+        needed = {self.output_node.id, self.input_node.id}
+        for n in reversed(self.nodes):
+            if n.id in needed:
+                needed.update(n.inputs)
+        self.nodes = [n for n in self.nodes if n.id in needed]
+        return self
+
+
+def chain(ops: list[tuple[str, dict, dict]], metadata: dict | None = None, prefix: str = "") -> Graph:
+    """Build a linear graph from (op, attrs, params) triples; the first must be 'input'."""
+    nodes: list[Node] = []
+    for i, (op, attrs, params) in enumerate(ops):
+        nid = f"{prefix}{i}_{op}"
+        inputs = [nodes[-1].id] if nodes else []
+        nodes.append(Node(nid, op, inputs, dict(attrs), {k: np.asarray(v, np.float32) for k, v in params.items()}))
+    return Graph(nodes, dict(metadata or {}))

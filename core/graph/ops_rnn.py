@@ -1,0 +1,105 @@
+"""Recurrent ops (GRU, LSTM) with an optional VAD reset trigger, and the VAD op itself.
+
+Weights use PyTorch's layout: GRU gates stacked (r, z, n), LSTM gates (i, f, g, o);
+W_ih (G*H, in), W_hh (G*H, H), b_ih and b_hh (G*H,). A second input, when present, is the reset
+trigger: when it goes 1 -> 0 the state is zeroed after that frame's output (effective next frame).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.features.vad import VadConfig, VadTracker
+from core.graph.ops import _UNARY, _p, op
+
+
+def _rnn_shape(node, s):
+    return (int(node.attrs["hidden_size"]),)
+
+
+def _gate(node):
+    return _UNARY[node.attrs.get("gate_activation", "sigmoid")]
+
+
+def _trigger_fired(state, xs, t) -> bool:
+    if len(xs) < 2:
+        return False
+    sig = int(xs[1][t].reshape(-1)[0] != 0)
+    fired = state["last_signal"] == 1 and sig == 0
+    state["last_signal"] = sig
+    return fired
+
+
+def _gru_state(node, s):
+    return {"h": np.zeros(int(node.attrs["hidden_size"]), np.float32), "last_signal": 0}
+
+
+@op("gru", _rnn_shape, _gru_state, arity=(1, 2))
+def _gru(node, xs, state):
+    x = xs[0]
+    hid = int(node.attrs["hidden_size"])
+    w_hh, b_hh = _p(node, "w_hh"), _p(node, "b_hh")
+    gate, act = _gate(node), _UNARY[node.attrs.get("activation", "tanh")]
+    lbr = node.attrs.get("linear_before_reset", True)
+    gi = x @ _p(node, "w_ih").T + _p(node, "b_ih")  # (T, 3H), all frames at once
+    h = state["h"]
+    out = np.empty((len(x), hid), np.float32)
+    for t in range(len(x)):
+        if lbr:
+            gh = w_hh @ h + b_hh
+            r = gate(gi[t, :hid] + gh[:hid])
+            z = gate(gi[t, hid : 2 * hid] + gh[hid : 2 * hid])
+            n = act(gi[t, 2 * hid :] + r * gh[2 * hid :])
+        else:  # ONNX default: the reset gate scales h before the recurrent matmul
+            gh = w_hh[: 2 * hid] @ h + b_hh[: 2 * hid]
+            r = gate(gi[t, :hid] + gh[:hid])
+            z = gate(gi[t, hid : 2 * hid] + gh[hid:])
+            n = act(gi[t, 2 * hid :] + w_hh[2 * hid :] @ (r * h) + b_hh[2 * hid :])
+        h = ((1 - z) * n + z * h).astype(np.float32)
+        out[t] = h
+        if _trigger_fired(state, xs, t):
+            h = np.zeros_like(h)
+    state["h"] = h
+    return out
+
+
+def _lstm_state(node, s):
+    hid = int(node.attrs["hidden_size"])
+    return {"h": np.zeros(hid, np.float32), "c": np.zeros(hid, np.float32), "last_signal": 0}
+
+
+@op("lstm", _rnn_shape, _lstm_state, arity=(1, 2))
+def _lstm(node, xs, state):
+    x = xs[0]
+    hid = int(node.attrs["hidden_size"])
+    w_hh, b_hh = _p(node, "w_hh"), _p(node, "b_hh")
+    gate, act = _gate(node), _UNARY[node.attrs.get("activation", "tanh")]
+    gi = x @ _p(node, "w_ih").T + _p(node, "b_ih")  # (T, 4H)
+    h, c = state["h"], state["c"]
+    out = np.empty((len(x), hid), np.float32)
+    for t in range(len(x)):
+        g = gi[t] + w_hh @ h + b_hh
+        i, f = gate(g[:hid]), gate(g[hid : 2 * hid])
+        cand, o = act(g[2 * hid : 3 * hid]), gate(g[3 * hid :])
+        c = (f * c + i * cand).astype(np.float32)
+        h = (o * act(c)).astype(np.float32)
+        out[t] = h
+        if _trigger_fired(state, xs, t):
+            h, c = np.zeros_like(h), np.zeros_like(c)
+    state["h"], state["c"] = h, c
+    return out
+
+
+def vad_config(node) -> VadConfig:
+    return VadConfig.from_dict({k: node.attrs[k] for k in VadConfig.__dataclass_fields__})
+
+
+def _vad_state(node, s):
+    return {"tracker": VadTracker(vad_config(node), s[0][0], float(node.attrs["frame_duration"]))}
+
+
+@op("vad", lambda n, s: (1,), _vad_state)
+def _vad(node, xs, state):
+    tracker: VadTracker = state["tracker"]
+    _, _, signals = tracker.trace(xs[0])
+    return signals.astype(np.float32)[:, None]
