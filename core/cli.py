@@ -1,0 +1,49 @@
+"""The `kws` command line: one subcommand per job, each in core/commands/<name>.py."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from core.errors import KwsError
+
+# subcommand -> module in core.commands; each module has add_arguments(parser) and main(args) -> int
+COMMANDS = {
+    "run": ("run", "detect keywords in wav files or from the microphone (ELL test_audio)"),
+    "featurizer": ("featurizer", "write a featurizer model (ELL make_featurizer)"),
+    "import": ("import_", "import an ELL or ONNX model into a .kwm model file"),
+    "bench": ("bench", "time our runtimes beside the peers (onnxruntime, PyTorch)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kws", description="kwsgui keyword spotting workbench")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        mod = importlib.import_module(f"core.commands.{module}")
+        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip())
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._module.main(args) or 0)
+    except KwsError as e:
+        print(f"kws {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # config validation: the message names the bad value
+        print(f"kws {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"kws {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Detect keywords in a wav file, a folder of wavs, or live from the microphone (ELL's
+test_audio / run_classifier). Prints `<<< DETECTED (i) NN% label >>>` lines, then the average
+processing time per frame in seconds."""
+
+from __future__ import annotations
+
+import sys
+
+from core.commands.common import add_model_arguments, resolve_models
+from core.pipeline import Detector, KeywordSpotter
+
+
+def add_arguments(p):
+    add_model_arguments(p)
+    src = p.add_argument_group("input (default: the microphone)")
+    ex = src.add_mutually_exclusive_group()
+    ex.add_argument("--wav-file", "-w", metavar="W", help="a wav file")
+    ex.add_argument("--wav-dir", metavar="D", help="a folder of wav files, processed in sorted order")
+    src.add_argument("--reset", action="store_true", help="with --wav-dir: reset the model state between files")
+    src.add_argument("--device", type=int, metavar="N", help="microphone device index (see --list-devices)")
+    src.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    src.add_argument("--duration", type=float, metavar="S", help="microphone: stop after S seconds")
+    src.add_argument("--sample-rate", "-s", type=int, metavar="SR",
+                     help="microphone rate to open (default: the featurizer's; audio is resampled to it)")
+    post = p.add_argument_group("post-processing")
+    post.add_argument("--threshold", "-t", type=float, default=0.6, help="report above this probability (0.6)")
+    post.add_argument("--smoothing", type=int, default=0, metavar="N", help="average the last N frames (0: off)")
+    post.add_argument("--ignore", default="", metavar="LABEL,...", help="labels never reported")
+    p.add_argument("--verbose", "-v", action="store_true", help="print the best label of every frame")
+
+
+def _report(spotter: KeywordSpotter, detector: Detector, blocks, verbose: bool, out=sys.stdout) -> int:
+    count = 0
+    for block in blocks:
+        _, probs = spotter.step(block)
+        if probs is None:
+            continue
+        det = detector.update(probs)
+        if verbose:
+            i = int(probs.argmax())
+            print(f"frame {detector.frame - 1}: {detector.categories[i]} {probs[i]:.3f}", file=out)
+        if det is not None:
+            count += 1
+            print(det.line(), file=out, flush=True)
+    return count
+
+
+def main(args) -> int:
+    if args.list_devices:
+        from core.audio.microphone import list_input_devices
+
+        devices = list_input_devices()
+        if not devices:
+            print("no input devices found")
+        for d in devices:
+            print(f"{d.index}: {d.name} ({d.max_input_channels} ch, {d.default_sample_rate:.0f} Hz)")
+        return 0
+    featurizer, classifier, cats = resolve_models(args)
+    if classifier is None:
+        raise SystemExit("kws run: needs a classifier (--classifier C)")
+    spotter = KeywordSpotter(featurizer, classifier)
+    ignore = [s for s in args.ignore.split(",") if s]
+    detector = Detector(cats, args.threshold, args.smoothing, ignore)
+    hop, rate = spotter.hop_length, spotter.sample_rate
+    if args.wav_file or args.wav_dir:
+        from core.audio.sources import WavSource, list_wavs
+
+        files = [args.wav_file] if args.wav_file else list_wavs(args.wav_dir)
+        for i, path in enumerate(files):
+            if args.wav_dir:
+                print(f"{path}")
+                if args.reset and i:
+                    spotter.reset()
+                    detector.reset()
+            _report(spotter, detector, WavSource(path, rate).blocks(hop), args.verbose)
+    else:
+        from core.audio.microphone import MicrophoneSource
+
+        mic = MicrophoneSource(device=args.device, sample_rate=rate, device_rate=args.sample_rate,
+                               max_seconds=args.duration)
+        print("listening... (Ctrl-C to stop)", file=sys.stderr)
+        try:
+            _report(spotter, detector, mic.blocks(hop), args.verbose)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            mic.close()
+        if mic.overflows:
+            print(f"warning: {mic.overflows} input overflows (audio was dropped)", file=sys.stderr)
+    print(f"Average processing time: {spotter.average_time_s}")
+    return 0

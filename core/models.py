@@ -1,0 +1,52 @@
+"""Load any model a user points at (our .kwm, ELL .ell, ONNX .onnx) and category files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.errors import DataError, ModelFormatError
+from core.graph import modelfile
+from core.graph.ir import Graph
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_FEATURIZER = ASSETS / "featurizer.kwm"
+DEFAULT_CLASSIFIER = ASSETS / "classifier.kwm"
+DEFAULT_CATEGORIES = ASSETS / "categories.txt"
+DEMO_WAV = ASSETS / "demo.wav"
+
+
+def load_model(path: str | os.PathLike) -> Graph:
+    p = Path(path)
+    if not p.exists():
+        raise ModelFormatError(f"{p}: no such model file")
+    suffix = p.suffix.lower()
+    if suffix == ".ell":
+        from core.importers.ell import load_ell
+
+        return load_ell(p)
+    if suffix == ".onnx":
+        try:
+            from core.importers.onnx import load_onnx
+        except ImportError:  # pragma: no cover - arrives with the ONNX importer
+            raise ModelFormatError(f"{p}: ONNX import is not available in this build") from None
+        return load_onnx(p)
+    return modelfile.load(p)
+
+
+def load_categories(path: str | os.PathLike) -> list[str]:
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise DataError(f"{p}: cannot read categories: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: categories file is not UTF-8 text") from None
+    cats = [ln.strip() for ln in lines if ln.strip()]
+    if not cats:
+        raise DataError(f"{p}: categories file is empty")
+    return cats
+
+
+def default_models_available() -> bool:
+    return DEFAULT_FEATURIZER.exists() and DEFAULT_CLASSIFIER.exists()
