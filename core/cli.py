@@ -13,6 +13,7 @@ COMMANDS = {
     "run": ("run", "detect keywords in wav files or from the microphone (ELL test_audio)"),
     "featurizer": ("featurizer", "write a featurizer model (ELL make_featurizer)"),
     "import": ("import_", "import an ELL or ONNX model into a .kwm model file"),
+    "train": ("train", "train a keyword spotter with PyTorch (ELL train_classifier)"),
     "bench": ("bench", "time our runtimes beside the peers (onnxruntime, PyTorch)"),
 }
 

@@ -1,0 +1,71 @@
+"""Train a keyword spotter (ELL's train_classifier) on a featurized dataset. Defaults are ELL's
+recipe: 2 x GRU 128, RMSprop lr 1e-3, weight decay 1e-5, 30 epochs, batch 128. Writes
+model.kwm (our graph, softmax output, categories and featurizer config inside), model.pt,
+model.onnx, train_results.json and a checkpoint every epoch (--resume continues; Ctrl-C saves
+and exits). Runs under `torchrun --nproc-per-node N` with DistributedDataParallel."""
+
+from __future__ import annotations
+
+import sys
+
+from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TrainConfig
+
+
+def add_arguments(p):
+    d = TrainConfig()
+    p.add_argument("--dataset", "-d", required=True,
+                   help="folder with training.npz (+ validation.npz, testing.npz), or one .npz (split 90/10)")
+    p.add_argument("-o", "--outdir", required=True, help="output folder")
+    p.add_argument("--architecture", "-a", choices=ARCHITECTURES, default=d.architecture)
+    p.add_argument("--num-layers", type=int, default=d.num_layers)
+    p.add_argument("--hidden-size", "--hidden-units", type=int, default=d.hidden_size, dest="hidden_size")
+    p.add_argument("--tcn-channels", type=int, default=d.tcn_channels)
+    p.add_argument("--tcn-kernel", type=int, default=d.tcn_kernel)
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--learning-rate", "--lr", type=float, default=d.learning_rate, dest="learning_rate")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler)
+    p.add_argument("--lr-step-size", type=int, default=d.lr_step_size)
+    p.add_argument("--lr-gamma", type=float, default=d.lr_gamma)
+    p.add_argument("--lr-min", type=float, default=d.lr_min)
+    p.add_argument("--normalize", action="store_true", help="bake per-feature mean/std into the model")
+    p.add_argument("--spec-augment", action="store_true", help="time and frequency masking while training")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--resume", action="store_true", help="continue from OUTDIR/checkpoint.pt")
+
+
+def main(args) -> int:
+    from core.train.trainer import Trainer, load_splits
+
+    names = TrainConfig.__dataclass_fields__
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    splits = load_splits(args.dataset, seed=cfg.seed)
+
+    def on_epoch(e):
+        print(f"epoch {e.epoch:3d}/{cfg.epochs}  loss {e.loss:.4f}  train {e.train_accuracy:.3f}  "
+              f"val {e.val_accuracy:.3f}  lr {e.lr:.2e}  {e.seconds:.1f}s  {e.rows_per_s:.0f} rows/s", flush=True)
+
+    trainer = Trainer(cfg, splits, args.outdir, on_epoch=on_epoch)
+    if args.resume:
+        trainer.resume()
+        print(f"resuming after epoch {trainer.start_epoch}", flush=True)
+    if trainer.rank == 0:
+        print(f"training {cfg.architecture} on {len(splits.train.labels)} rows x {splits.train.features.shape[1]} "
+              f"frames x {trainer.n_features} features, {len(trainer.categories)} classes, device {trainer.device}",
+              flush=True)
+    result = trainer.fit()
+    if result.interrupted:
+        print("interrupted: the last finished epoch is saved; continue with --resume", file=sys.stderr)
+    result = trainer.finish()
+    if trainer.rank == 0:
+        if result.test_accuracy is not None:
+            print(f"Testing accuracy = {100 * result.test_accuracy:.3f} %")
+        for k, v in result.outputs.items():
+            print(f"wrote {k}: {v}")
+    return 130 if result.interrupted else 0

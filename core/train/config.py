@@ -1,0 +1,75 @@
+"""TrainConfig: every training option, validated, stored in every checkpoint and result."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+ARCHITECTURES = ("gru", "lstm", "tcn")
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+SCHEDULERS = ("none", "step", "exponential", "cosine", "onecycle", "triangle")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    architecture: str = "gru"
+    num_layers: int = 2
+    hidden_size: int = 128
+    # tcn: channels per block and kernel size over time (causal, dilated 1, 2, 4, ...)
+    tcn_channels: int = 64
+    tcn_kernel: int = 3
+    dropout: float = 0.0
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "rmsprop"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    momentum: float = 0.0
+    scheduler: str = "none"
+    lr_step_size: int = 10
+    lr_gamma: float = 0.5
+    lr_min: float = 1e-5
+    normalize: bool = False
+    spec_augment: bool = False
+    label_smoothing: float = 0.0
+    device: str = "auto"
+    seed: int = 0
+    workers: int = 0
+
+    def __post_init__(self):
+        def bad(name, why):
+            raise ValueError(f"training option {name}={getattr(self, name)!r}: {why}")
+
+        if self.architecture not in ARCHITECTURES:
+            bad("architecture", f"choose one of {', '.join(ARCHITECTURES)}")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"choose one of {', '.join(OPTIMIZERS)}")
+        if self.scheduler not in SCHEDULERS:
+            bad("scheduler", f"choose one of {', '.join(SCHEDULERS)}")
+        if not 1 <= self.num_layers <= 3:
+            bad("num_layers", "must be 1, 2 or 3")
+        for name in ("hidden_size", "epochs", "batch_size", "tcn_channels", "lr_step_size"):
+            if getattr(self, name) < 1:
+                bad(name, "must be >= 1")
+        if self.tcn_kernel < 2:
+            bad("tcn_kernel", "must be >= 2")
+        if not self.learning_rate > 0:
+            bad("learning_rate", "must be > 0")
+        if self.weight_decay < 0:
+            bad("weight_decay", "must be >= 0")
+        if not 0 <= self.dropout < 1:
+            bad("dropout", "must be in [0, 1)")
+        if not 0 <= self.label_smoothing < 1:
+            bad("label_smoothing", "must be in [0, 1)")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            bad("device", "use auto, cpu or cuda")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+ELL_RECIPE = TrainConfig()  # 2 x GRU 128, RMSprop lr 1e-3, weight decay 1e-5, 30 epochs, batch 128

@@ -1,0 +1,308 @@
+"""Training loop: ELL's recipe and more; checkpoints every epoch, resumes, stops cleanly,
+runs under torchrun with DistributedDataParallel (gloo on CPU, nccl on GPU).
+
+Core talks outward through plain callbacks (`on_epoch`, `on_progress`) and a `threading.Event`
+for cooperative stopping; the GUI wraps these in Qt signals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.data.dataset import Dataset, load_dataset
+from core.errors import DataError, KwsError
+from core.fsutil import atomic_path, write_text_atomic
+from core.train import arch
+from core.train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    epoch: int
+    loss: float
+    train_accuracy: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+    rows_per_s: float
+
+
+@dataclass
+class TrainResult:
+    config: dict
+    log: list[dict] = field(default_factory=list)
+    test_accuracy: float | None = None
+    confusion: list[list[int]] | None = None
+    categories: list[str] = field(default_factory=list)
+    training_time_s: float = 0.0
+    interrupted: bool = False
+    outputs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
+
+
+def load_splits(path: str | os.PathLike, val_fraction: float = 0.1, seed: int = 0) -> Splits:
+    """A folder with training.npz (+ validation.npz, testing.npz), or one .npz split 90/10."""
+    p = Path(path)
+    if p.is_dir():
+        train = p / "training.npz"
+        if not train.exists():
+            raise DataError(f"{p}: no training.npz in this dataset folder (make it with `kws dataset`)")
+        opt = {n: (p / f"{n}.npz") for n in ("validation", "testing")}
+        return Splits(load_dataset(train), *(load_dataset(f) if f.exists() else None for f in opt.values()))
+    ds = load_dataset(p)
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(ds.labels))
+    n_val = max(1, int(len(idx) * val_fraction))
+    return Splits(ds.subset(idx[n_val:]), ds.subset(idx[:n_val]), None)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise KwsError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def lr_at(cfg: TrainConfig, epoch: int, frac: float) -> float:
+    """Learning rate at (epoch + frac) epochs; stateless so resuming is exact."""
+    t = (epoch + frac) / cfg.epochs
+    base, low = cfg.learning_rate, cfg.lr_min
+    s = cfg.scheduler
+    if s == "step":
+        return base * cfg.lr_gamma ** (epoch // cfg.lr_step_size)
+    if s == "exponential":
+        return base * cfg.lr_gamma**epoch
+    if s == "cosine":
+        return low + (base - low) * 0.5 * (1 + math.cos(math.pi * t))
+    if s == "onecycle":  # warm up 30 %, then cosine down
+        if t < 0.3:
+            return low + (base - low) * t / 0.3
+        return low + (base - low) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
+    if s == "triangle":
+        return low + (base - low) * (1 - abs(2 * t - 1))
+    return base
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    o, lr, wd = cfg.optimizer, cfg.learning_rate, cfg.weight_decay
+    if o == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd, momentum=cfg.momentum)
+    if o == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if o == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=cfg.momentum or 0.9)
+
+
+def spec_augment(x: torch.Tensor, gen: torch.Generator, max_t: int = 8, max_f: int = 10) -> torch.Tensor:
+    """One time mask and one frequency mask per row, vectorised."""
+    b, t, f = x.shape
+    dev = x.device
+    tw = torch.randint(0, max_t + 1, (b, 1), generator=gen).to(dev)
+    t0 = (torch.rand(b, 1, generator=gen).to(dev) * (t - tw).clamp(min=1)).long()
+    fw = torch.randint(0, max_f + 1, (b, 1), generator=gen).to(dev)
+    f0 = (torch.rand(b, 1, generator=gen).to(dev) * (f - fw).clamp(min=1)).long()
+    ti, fi = torch.arange(t, device=dev)[None], torch.arange(f, device=dev)[None]
+    tmask = (ti >= t0) & (ti < t0 + tw)
+    fmask = (fi >= f0) & (fi < f0 + fw)
+    return x.masked_fill(tmask[:, :, None] | fmask[:, None, :], 0.0)
+
+
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> tuple[float, np.ndarray]:
+    """Accuracy of the last-frame prediction, and the predictions."""
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            preds.append(model(x[i : i + batch])[:, -1].argmax(-1))
+    p = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+    acc = float((p == y).float().mean()) if len(y) else 0.0
+    return acc, p.cpu().numpy()
+
+
+def _dist():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return world, rank
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, splits: Splits, outdir: str | os.PathLike,
+                 on_epoch: Callable[[EpochLog], None] | None = None,
+                 on_progress: Callable[[int, int, int], None] | None = None,
+                 stop: threading.Event | None = None):
+        self.cfg, self.splits, self.outdir = cfg, splits, Path(outdir)
+        self.on_epoch, self.on_progress = on_epoch, on_progress
+        self.stop = stop or threading.Event()
+        self.world, self.rank = _dist()
+        self.device = pick_device(cfg.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        tr = splits.train
+        self.categories = list(tr.categories)
+        self.n_features = tr.features.shape[2]
+        torch.manual_seed(cfg.seed)
+        self.model = arch.build(self.n_features, len(self.categories), cfg)
+        if cfg.normalize:
+            flat = tr.features.reshape(-1, self.n_features)
+            std = flat.std(axis=0)
+            self.model.norm.mean.copy_(torch.from_numpy(flat.mean(axis=0)))
+            self.model.norm.std.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
+        self.model.to(self.device)
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.opt = make_optimizer(cfg, self.model.parameters())
+        self.x = torch.from_numpy(tr.features).to(self.device)
+        self.y = torch.from_numpy(tr.labels).to(self.device)
+        self.result = TrainResult(cfg.to_dict(), categories=self.categories)
+        self.start_epoch = 0
+
+    # ------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.outdir / "checkpoint.pt"
+
+    def save_checkpoint(self, epoch: int) -> None:
+        if self.rank != 0:
+            return
+        state = {"config": self.cfg.to_dict(), "epoch": epoch, "model": self.model.state_dict(),
+                 "optimizer": self.opt.state_dict(), "log": json.dumps(self.result.log),
+                 "categories": self.categories}
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(state, tmp)
+
+    def resume(self) -> None:
+        if not self.checkpoint_path.exists():
+            raise KwsError(f"{self.checkpoint_path}: no checkpoint to resume from")
+        try:
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        except Exception as e:  # torch raises many types for a bad file
+            raise KwsError(f"{self.checkpoint_path}: unreadable checkpoint: {e}") from None
+        if state["categories"] != self.categories:
+            raise KwsError(f"{self.checkpoint_path}: checkpoint categories differ from the dataset's")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.result.log = json.loads(state["log"])
+        self.start_epoch = int(state["epoch"])
+
+    # ------------------------------------------------------------ loop
+    def run_epoch(self, epoch: int) -> tuple[float, float, int]:
+        cfg = self.cfg
+        self.net.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        torch.manual_seed(cfg.seed * 7919 + epoch)  # dropout: reproducible per epoch, so resume is exact
+        perm = torch.randperm(len(self.y), generator=gen)
+        perm = perm[self.rank :: self.world]
+        n_batches = max(1, len(perm) // cfg.batch_size)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for b in range(n_batches):
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            lr = lr_at(cfg, epoch, b / n_batches)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(self.device)
+            xb, yb = self.x[idx], self.y[idx]
+            if cfg.spec_augment:
+                xb = spec_augment(xb, gen)
+            out = self.net(xb)[:, -1]
+            loss = torch.nn.functional.nll_loss(out, yb) if not cfg.label_smoothing else \
+                torch.nn.functional.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            loss_sum += float(loss) * len(yb)
+            correct += int((out.argmax(-1) == yb).sum())
+            seen += len(yb)
+            if self.on_progress and (b % 10 == 0 or b == n_batches - 1):
+                self.on_progress(epoch, b + 1, n_batches)
+        return loss_sum / max(seen, 1), correct / max(seen, 1), seen * self.world
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        val = self.splits.val
+        xv = torch.from_numpy(val.features).to(self.device) if val is not None else None
+        yv = torch.from_numpy(val.labels).to(self.device) if val is not None else None
+        t_start = time.perf_counter()
+        try:
+            for epoch in range(self.start_epoch, cfg.epochs):
+                t0 = time.perf_counter()
+                loss, train_acc, rows = self.run_epoch(epoch)
+                dt = time.perf_counter() - t0
+                val_acc = evaluate(self.model, xv, yv)[0] if xv is not None else float("nan")
+                log = EpochLog(epoch + 1, loss, train_acc, val_acc, lr_at(cfg, epoch, 1.0), dt, rows / dt)
+                self.result.log.append(asdict(log))
+                self.save_checkpoint(epoch + 1)
+                if self.on_epoch and self.rank == 0:
+                    self.on_epoch(log)
+        except KeyboardInterrupt:
+            self.result.interrupted = True
+        self.result.training_time_s = sum(e["seconds"] for e in self.result.log) or time.perf_counter() - t_start
+        return self.result
+
+    def finish(self) -> TrainResult:
+        """Test accuracy, confusion matrix and every output file (rank 0 only)."""
+        if self.rank != 0:
+            return self.result
+        test = self.splits.test
+        if test is not None and len(test.labels):
+            acc, pred = evaluate(self.model, torch.from_numpy(test.features).to(self.device),
+                                 torch.from_numpy(test.labels).to(self.device))
+            n = len(self.categories)
+            conf = np.zeros((n, n), dtype=int)
+            np.add.at(conf, (test.labels, pred), 1)
+            self.result.test_accuracy, self.result.confusion = acc, conf.tolist()
+        self.result.outputs = write_outputs(self.model, self.n_features, self.categories,
+                                            self.splits.train.featurizer, self.outdir, self.result)
+        return self.result
+
+
+def write_outputs(model, n_features: int, categories: list[str], featurizer_meta: dict, outdir: Path,
+                  result: TrainResult) -> dict:
+    from core.graph import modelfile
+    from core.train.export import export_onnx, to_graph
+
+    model = model.eval().cpu()
+    out = {"pt": outdir / "model.pt", "onnx": outdir / "model.onnx", "model": outdir / "model.kwm",
+           "categories": outdir / "categories.txt", "results": outdir / "train_results.json"}
+    with atomic_path(out["pt"]) as tmp:
+        torch.save(model.state_dict(), tmp)
+    export_onnx(model, n_features, out["onnx"])
+    graph = to_graph(model, n_features, out["onnx"])
+    fcfg = featurizer_meta.get("featurizer") or {}
+    graph.metadata.update({
+        "kind": "classifier", "categories": categories, "featurizer": fcfg,
+        "sample_rate": featurizer_meta.get("sample_rate", fcfg.get("sample_rate")),
+        "hop_length": featurizer_meta.get("hop_length", fcfg.get("hop_length")),
+        "training": {"config": result.config, "test_accuracy": result.test_accuracy,
+                     "epochs": len(result.log)},
+    })
+    modelfile.save(graph, out["model"])
+    write_text_atomic(out["categories"], "\n".join(categories) + "\n")
+    paths = {k: str(v) for k, v in out.items()}
+    result.outputs = paths
+    write_text_atomic(out["results"], json.dumps(asdict(result), indent=1))
+    return paths
