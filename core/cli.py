@@ -14,6 +14,7 @@ COMMANDS = {
     "featurizer": ("featurizer", "write a featurizer model (ELL make_featurizer)"),
     "import": ("import_", "import an ELL or ONNX model into a .kwm model file"),
     "train": ("train", "train a keyword spotter with PyTorch (ELL train_classifier)"),
+    "eval": ("eval", "pass rate, confusion matrix and stream metrics over labelled clips (ELL eval_test)"),
     "bench": ("bench", "time our runtimes beside the peers (onnxruntime, PyTorch)"),
 }
 

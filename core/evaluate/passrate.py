@@ -1,8 +1,10 @@
-"""Pass rate over labelled clips (ELL's eval_test): per clip, the label of the best frame."""
+"""Pass rate over labelled clips (ELL's eval_test): per clip, the label of the best frame (or of
+the mean over frames), with the model reset per clip or run as one continuous stream."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from core.audio.wav import read_wav
+from core.errors import AudioError, DataError
 from core.pipeline import KeywordSpotter
+
+DECISIONS = ("best", "mean")
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,11 @@ class ClipResult:
 
 @dataclass
 class PassRate:
+    categories: list[str] = field(default_factory=list)
     results: list[ClipResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    frames: int = 0
 
     @property
     def passed(self) -> int:
@@ -37,14 +46,54 @@ class PassRate:
     def rate(self) -> float:
         return self.passed / len(self.results) if self.results else 0.0
 
+    @property
+    def time_per_frame_s(self) -> float:
+        return self.seconds / self.frames if self.frames else 0.0
 
-def best_frame(probs: np.ndarray, categories: list[str], threshold: float = 0.0) -> tuple[str | None, float]:
-    """The label of the frame with the highest probability (strictly above `threshold`)."""
+    def confusion(self) -> np.ndarray:
+        """(expected, predicted) counts; the extra last column counts 'no prediction'."""
+        n = len(self.categories)
+        m = np.zeros((n, n + 1), dtype=int)
+        idx = {c: i for i, c in enumerate(self.categories)}
+        for r in self.results:
+            if r.expected in idx:
+                m[idx[r.expected], idx.get(r.predicted, n) if r.predicted is not None else n] += 1
+        return m
+
+    def per_class(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        for r in self.results:
+            ok, total = out.get(r.expected, (0, 0))
+            out[r.expected] = (ok + r.passed, total + 1)
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "pass_rate": self.rate, "passed": self.passed, "total": len(self.results),
+            "time_per_frame_s": self.time_per_frame_s, "categories": self.categories,
+            "per_class": {k: {"passed": a, "total": b} for k, (a, b) in self.per_class().items()},
+            "confusion": self.confusion().tolist(), "skipped": self.skipped,
+            "clips": [r.__dict__ for r in self.results],
+        }
+
+
+def decide(probs: np.ndarray, categories: list[str], decision: str = "best",
+           threshold: float = 0.0) -> tuple[str | None, float]:
+    """best: the label of the single most confident frame; mean: argmax of the mean over frames."""
     if len(probs) == 0:
         return None, 0.0
-    t, i = np.unravel_index(int(np.argmax(probs)), probs.shape)
-    p = float(probs[t, i])
+    if decision == "mean":
+        m = probs.mean(axis=0)
+        i = int(m.argmax())
+        p = float(m[i])
+    else:
+        _, i = np.unravel_index(int(np.argmax(probs)), probs.shape)
+        p = float(probs.max())
     return (categories[i], p) if p > threshold else (None, p)
+
+
+def best_frame(probs: np.ndarray, categories: list[str], threshold: float = 0.0) -> tuple[str | None, float]:
+    return decide(probs, categories, "best", threshold)
 
 
 def labelled_clips(folder: str | os.PathLike) -> list[tuple[Path, str]]:
@@ -54,16 +103,62 @@ def labelled_clips(folder: str | os.PathLike) -> list[tuple[Path, str]]:
             for p in sorted(d.glob("*.wav"))]
 
 
+def read_list(path: str | os.PathLike) -> list[tuple[Path, str]]:
+    """A list file of wav paths relative to the list's folder (or absolute); label = parent folder."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{p}: cannot read list file: {e}") from None
+    clips = []
+    for ln in lines:
+        ln = ln.strip()
+        if ln and not ln.startswith("#"):
+            wav = Path(ln) if Path(ln).is_absolute() else p.parent / ln
+            clips.append((wav, wav.parent.name))
+    if not clips:
+        raise DataError(f"{p}: list file names no wav files")
+    return clips
+
+
 def evaluate_clips(spotter: KeywordSpotter, categories: list[str], clips: Iterable[tuple[Path, str]],
-                   reset: bool = True, progress: Callable[[int, PassRate], None] | None = None) -> PassRate:
-    out = PassRate()
+                   reset: bool = True, decision: str = "best",
+                   progress: Callable[[int, PassRate], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> PassRate:
+    """Run every clip; with reset=False the clips form one continuous stream (state carries over)."""
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+    out = PassRate(list(categories))
+    spotter.reset()
     for k, (path, label) in enumerate(clips):
+        if should_stop and should_stop():
+            break
+        try:
+            x, _ = read_wav(path, spotter.sample_rate)
+        except AudioError as e:
+            out.skipped.append(str(e))
+            continue
         if reset:
             spotter.reset()
-        x, _ = read_wav(path, spotter.sample_rate)
+        t0 = time.perf_counter()
         _, probs = spotter.process(x)
-        pred, p = best_frame(probs, categories)
+        out.seconds += time.perf_counter() - t0
+        out.frames += len(probs)
+        pred, p = decide(probs, categories, decision)
         out.results.append(ClipResult(str(path), label, pred, p))
         if progress:
             progress(k + 1, out)
     return out
+
+
+def confusion_text(result: PassRate, width: int = 4) -> str:
+    """Rows = expected, columns = predicted (by index; '-' = nothing predicted)."""
+    m = result.confusion()
+    cats = result.categories
+    name_w = max(len(c) for c in cats) if cats else 4
+    head = " " * (name_w + 1) + "".join(f"{i:>{width}}" for i in range(len(cats))) + f"{'-':>{width}}"
+    rows = [head]
+    for i, c in enumerate(cats):
+        if m[i].sum():
+            rows.append(f"{c:>{name_w}} " + "".join(f"{v if v else '.':>{width}}" for v in m[i]))
+    return "\n".join(rows)
