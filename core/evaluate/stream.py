@@ -31,9 +31,10 @@ class Stream:
         return len(self.samples) / self.sample_rate
 
 
-def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """signal + noise scaled so that 10 log10(P_signal / P_noise) = snr_db (over the whole signal)."""
-    ps = float(np.mean(np.square(signal, dtype=np.float64)))
+def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float, signal_power: float | None = None) -> np.ndarray:
+    """signal + noise scaled so that 10 log10(P_signal / P_noise) = snr_db. P_signal is the mean
+    square of `signal` unless given (e.g. measured over the speech parts only)."""
+    ps = float(np.mean(np.square(signal, dtype=np.float64))) if signal_power is None else signal_power
     pn = float(np.mean(np.square(noise, dtype=np.float64)))
     if ps == 0 or pn == 0:
         return signal.astype(np.float32)
@@ -66,10 +67,7 @@ def assemble_stream(clips: list[tuple[Path, str]], sample_rate: int, gap_s: tupl
         off = int(rng.integers(0, len(noise) - len(samples) + 1))
         noise = noise[off : off + len(samples)]
         speech = np.concatenate([samples[int(e.start_s * sample_rate) : int(e.end_s * sample_rate)] for e in events])
-        ps = float(np.mean(np.square(speech, dtype=np.float64)))
-        pn = float(np.mean(np.square(noise, dtype=np.float64)))
-        if ps > 0 and pn > 0:
-            samples = (samples + noise * np.sqrt(ps / (pn * 10 ** (snr_db / 10)))).astype(np.float32)
+        samples = mix_at_snr(samples, noise, snr_db, float(np.mean(np.square(speech, dtype=np.float64))))
     return Stream(samples, sample_rate, tuple(events))
 
 
