@@ -41,6 +41,8 @@ def _parse(path: Path, data: bytes) -> tuple[WavInfo, bytes]:
         raise AudioError(f"{name}: not a wav file (only {len(data)} bytes)")
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise AudioError(f"{name}: not a wav file (no RIFF/WAVE header)")
+    # A streaming writer leaves the RIFF size unset too; only then does a 0 data size mean "to the end".
+    streamed = struct.unpack_from("<I", data, 4)[0] in _STREAMED_SIZES
     pos, fmt, pcm = 12, None, None
     while pos + 8 <= len(data):
         cid, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
@@ -57,7 +59,7 @@ def _parse(path: Path, data: bytes) -> tuple[WavInfo, bytes]:
                 fmt = (tag,) + fmt[1:]
         elif cid == b"data":
             available = len(data) - body
-            if size in _STREAMED_SIZES and available > 0:
+            if (size == 0xFFFFFFFF or (size == 0 and streamed)) and available > 0:
                 size = available
             if size > available:
                 raise AudioError(f"{name}: truncated: data chunk says {size} bytes, file holds {available}")
@@ -110,6 +112,8 @@ def read_wav_info(path: str | os.PathLike) -> WavInfo:
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.exists() and not path.is_file() and not path.is_dir():  # a fifo or device would block
+        raise AudioError(f"{path}: not a regular file")
     try:
         return path.read_bytes()
     except IsADirectoryError:
