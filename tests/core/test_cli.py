@@ -93,3 +93,22 @@ def test_import_ell_writes_kwm_and_summary(shared_data, tmp_path):
     run = kws("run", "--featurizer", d / "featurizer.ell", "--classifier", out_path,
               "--wav-file", shared_data / "ell_examples" / "seven.wav")
     assert run.returncode == 0 and "% seven >>>" in run.stdout, run.stderr
+
+
+def test_run_from_file_backed_microphone_detects_seven(devkit_args, shared_data, alsa_env, tmp_path):
+    """The real PyAudio/PortAudio capture path: ALSA's default device reads a real clip's PCM."""
+    from core.audio.wav import read_wav, to_int16
+
+    raw = tmp_path / "seven.raw"
+    to_int16(read_wav(shared_data / "ell_examples" / "seven.wav")[0]).tofile(raw)
+    out = subprocess.run([sys.executable, "-m", "core", "run", *map(str, devkit_args), "--duration", "1.0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, env=alsa_env(infile=raw))
+    assert out.returncode == 0, out.stderr
+    assert "<<< DETECTED (20)" in out.stdout and "% seven >>>" in out.stdout
+    assert out.stdout.splitlines()[-1].startswith("Average processing time: ")
+
+
+def test_run_without_microphone_is_a_clear_error(devkit_args, alsa_env):
+    out = subprocess.run([sys.executable, "-m", "core", "run", *map(str, devkit_args), "--duration", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, env=alsa_env())
+    assert out.returncode == 2 and "no microphone found" in out.stderr and "Traceback" not in out.stderr
