@@ -1,0 +1,143 @@
+"""The application: main window (menus, status bar, the live view) and the `kwsgui` entry point.
+
+    python main.py [--featurizer F] [--classifier C] [--categories T] [--wav W] [--quit-after S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from PyQt5.QtCore import QSettings, QTimer
+from PyQt5.QtGui import QCloseEvent
+from PyQt5.QtWidgets import QAction, QApplication, QMainWindow, QMessageBox
+
+from core.errors import KwsError
+from core.models import DEFAULT_FEATURIZER
+from kwsgui import APPLICATION, ORGANIZATION
+from kwsgui.live_view import LiveView, app_settings
+from kwsgui.model_set import ModelSet
+
+STATUS_MS = 8000
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None, models: ModelSet | None = None):
+        super().__init__()
+        self.settings = settings if settings is not None else app_settings()
+        self.setWindowTitle("kwsgui — keyword spotting workbench")
+        if models is None:
+            models, error = startup_default_models()
+        else:
+            error = None
+        self.live_view = LiveView(self, settings=self.settings, models=models)
+        self.setCentralWidget(self.live_view)
+        self.live_view.message.connect(lambda text: self.statusBar().showMessage(text, STATUS_MS))
+        self.live_view.models_changed.connect(self._models_changed)
+        self._models_changed(self.live_view.models)
+        self._build_menus()
+        self.resize(1200, 760)
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if error:
+            self.live_view.show_error(error)
+        self.statusBar().showMessage("Ready", STATUS_MS)
+
+    def _build_menus(self) -> None:
+        acts = self.live_view.actions_
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(acts["wav"])
+        file_menu.addSeparator()
+        for key in ("featurizer", "builtin", "classifier", "no_classifier", "categories"):
+            file_menu.addAction(acts[key])
+        file_menu.addSeparator()
+        file_menu.addAction(QAction("&Quit", self, shortcut="Ctrl+Q", triggered=self.close))
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(QAction("&About", self, triggered=self._about))
+
+    def _models_changed(self, models: ModelSet) -> None:
+        has_classifier = models.classifier is not None
+        self.live_view.actions_["no_classifier"].setEnabled(has_classifier)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About kwsgui",
+                          "kwsgui: a workbench for audio keyword spotting.\n"
+                          "Live mel spectrogram, class probabilities and detections of ELL-style models.")
+
+    def load_startup_models(self, featurizer: str | None = None, classifier: str | None = None,
+                            categories: str | None = None) -> None:
+        """Models named on the command line; without any, the ones used last time (if the files
+        still exist); otherwise the defaults stay. Errors are shown in the live view."""
+        if not (featurizer or classifier or categories):
+            saved = [str(self.settings.value(f"paths/{k}", "") or "") for k in ("featurizer", "classifier",
+                                                                              "categories")]
+            featurizer, classifier, categories = (p if p and Path(p).is_file() else None for p in saved)
+        if not (featurizer or classifier or categories):
+            return
+        view = self.live_view
+        if featurizer or classifier:
+            view.set_models(view.models.without_classifier())
+        if featurizer:
+            view.load_featurizer(featurizer)
+        if classifier:
+            view.load_classifier(classifier)
+        if categories:
+            view.load_categories(categories)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.live_view.shutdown()  # stops and joins the streaming thread
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.sync()
+        super().closeEvent(event)
+
+
+def startup_default_models() -> tuple[ModelSet, str | None]:
+    """The bundled models, or the built-in featurizer with the reason the bundle was unusable."""
+    try:
+        return ModelSet.default(), None
+    except KwsError as e:
+        return ModelSet.builtin(), f"Bundled models unusable, using the built-in featurizer: {e}"
+    except Exception as e:  # a broken asset must not keep the app from starting
+        where = DEFAULT_FEATURIZER.parent
+        return ModelSet.builtin(), f"Bundled models in {where} unusable ({type(e).__name__}: {e})"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="kwsgui", description="Keyword spotting workbench (live view).")
+    p.add_argument("--featurizer", help="featurizer model (.kwm, .ell)")
+    p.add_argument("--classifier", help="classifier model (.kwm, .ell)")
+    p.add_argument("--categories", help="categories.txt: one label per class")
+    p.add_argument("--wav", help="wav file to play at start")
+    p.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the app after SECONDS (tests)")
+    args, _qt_args = p.parse_known_args(argv)
+    if args.quit_after is not None and args.quit_after < 0:
+        p.error(f"--quit-after must be >= 0, got {args.quit_after}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    QApplication.setOrganizationName(ORGANIZATION)
+    QApplication.setApplicationName(APPLICATION)
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    window = MainWindow()
+    window.load_startup_models(args.featurizer, args.classifier, args.categories)
+    window.show()
+    if args.wav:
+        window.live_view.play(args.wav)
+    if args.quit_after is not None:
+        QTimer.singleShot(int(args.quit_after * 1000), window.close)
+    # Ctrl+C in the terminal closes the window cleanly; the idle timer lets Python see the signal.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
+    return app.exec_()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The live view end to end (offscreen): real models, real clips, the real worker thread."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from core.audio.wav import read_wav
+from core.features.featurizer import featurize
+from core.models import DEMO_WAV
+from kwsgui.model_set import BUILTIN
+from kwsgui.plots import to_display
+
+STREAM_TIMEOUT_MS = 30_000
+
+
+def detections(view) -> list[str]:
+    """Detected labels, in order, from the log lines `  T.TT s  DETECTED label NN%`."""
+    pat = re.compile(r"^\s*\d+\.\d\d s  DETECTED (\S+) \d{1,3}%$")
+    return [m.group(1) for line in view.log.toPlainText().splitlines() if (m := pat.match(line))]
+
+
+def play_to_end(qtbot, view, wav, **kw):
+    with qtbot.waitSignal(view.stream_finished, timeout=STREAM_TIMEOUT_MS) as blocker:
+        assert view.play(wav, realtime=False, play_audio=False, **kw)
+    return blocker.args[0]
+
+
+def load_devkit(view, devkit) -> None:
+    assert view.load_featurizer(devkit["featurizer"]), view.error_label.text()
+    assert view.load_classifier(devkit["classifier"]), view.error_label.text()
+    assert view.load_categories(devkit["categories"]), view.error_label.text()
+
+
+def test_devkit_model_detects_seven(qtbot, view, devkit, data_dir):
+    load_devkit(view, devkit)
+    assert view.bars_box.isVisible()
+    summary = play_to_end(qtbot, view, data_dir / "ell_examples" / "seven.wav")
+
+    assert summary.error is None and not summary.cancelled
+    assert summary.frames == 31  # 1 s at 16 kHz, hop 512: whole hops only
+    img = view.spectrogram.image_item.image
+    assert view.spectrogram.columns == 31
+    assert img.shape == (31, 80) and img.dtype == np.float32
+    assert np.isfinite(img).all() and img.std() > 1.0  # a real picture, not a constant
+    assert "seven" in detections(view)
+    assert view.bars.labels[20] == "seven" and len(view.bars.labels) == 31
+    assert view.error_label.isHidden()
+    assert "ms per frame" in view.timing_label.text()
+
+
+def test_spectrogram_only_matches_offline_featurizer(qtbot, view):
+    """Built-in featurizer, no classifier: the scrolled image holds exactly the newest frames."""
+    assert view.models.featurizer_path == BUILTIN and view.models.classifier is None
+    assert not view.bars_box.isVisible()
+    summary = play_to_end(qtbot, view, DEMO_WAV)
+
+    x, _ = read_wav(DEMO_WAV, 16000)
+    expected = to_display(featurize(view.models.featurizer, x))  # (frames, 80), one batch, no streaming
+    cap = view.spectrogram.ring.capacity
+    assert summary.frames == len(expected) > cap  # the ring has wrapped
+    img = view.spectrogram.image_item.image
+    assert img.shape == (cap, 80)
+    np.testing.assert_allclose(img, expected[-cap:], atol=1e-4)
+    assert detections(view) == []
+
+
+def test_threshold_and_smoothing_reach_the_worker(qtbot, view, devkit, data_dir):
+    """"seven" stays above 0.9 for 5 frames: detected without smoothing, not when averaged
+    over 8 frames (mean ~0.76)."""
+    load_devkit(view, devkit)
+    seven = data_dir / "ell_examples" / "seven.wav"
+    view.threshold_spin.setValue(0.9)
+    play_to_end(qtbot, view, seven)
+    assert detections(view) == ["seven"]
+    view.log.clear()
+    view.smoothing_spin.setValue(8)
+    play_to_end(qtbot, view, seven)
+    assert detections(view) == []
+
+
+@pytest.mark.parametrize("name, content", [("broken.kwm", b"not a model at all"),
+                                           ("broken.ell", b'{"_type": "Map", "model": {"nodes": [')])
+def test_broken_model_shows_error_and_keeps_models(qtbot, view, tmp_path, name, content):
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    before = view.models
+    messages = []
+    view.message.connect(messages.append)
+
+    assert not view.load_featurizer(bad)
+    assert view.error_label.isVisible() and name in view.error_label.text()
+    assert not view.load_classifier(bad)
+    assert view.models is before
+    assert sum(name in m for m in messages) == 2  # once per attempt
+    # the panel still works
+    play_to_end(qtbot, view, DEMO_WAV)
+    assert view.error_label.isHidden() and view.spectrogram.columns > 0
+
+
+def test_unreadable_wav_fails_once_in_the_panel(qtbot, view, tmp_path):
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
+    failures = []
+    view.stream_failed.connect(failures.append)
+    summary = play_to_end(qtbot, view, bad)
+    assert summary.error is not None and "noise.wav" in summary.error
+    assert failures == [summary.error]
+    assert "noise.wav" in view.error_label.text() and view.error_label.isVisible()
+    assert not view.is_running and view.play_button.isEnabled()
+
+
+def test_missing_wav_is_refused(view, tmp_path):
+    assert not view.play(tmp_path / "nope.wav", play_audio=False)
+    assert "nope.wav" in view.error_label.text() and not view.is_running
+
+
+def test_stop_ends_a_realtime_stream(qtbot, view):
+    assert view.play(DEMO_WAV, realtime=True, play_audio=False)
+    qtbot.waitUntil(lambda: view.spectrogram.columns > 0, timeout=5000)
+    with qtbot.waitSignal(view.stream_finished, timeout=5000) as blocker:
+        view.stop()
+    summary = blocker.args[0]
+    assert summary.cancelled and 0 < summary.frames < 200  # 263 frames would take 8.4 s
+    assert not view.is_running
+
+
+def test_closing_the_window_joins_the_worker(qtbot, settings):
+    from kwsgui.app import MainWindow
+
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    view = win.live_view
+    assert view.play(DEMO_WAV, realtime=True, play_audio=False)
+    stream = view._stream
+    qtbot.waitUntil(lambda: view.spectrogram.columns > 0, timeout=5000)
+    win.close()
+    assert not stream.is_running() and not view.is_running
+    assert settings.value("paths/wav") == str(DEMO_WAV.resolve())
+
+
+def test_classifier_offered_as_featurizer_is_refused(view, devkit):
+    assert not view.load_featurizer(devkit["classifier"])
+    assert "classifier model, not a featurizer" in view.error_label.text()
+    assert view.models.featurizer_path == BUILTIN
+
+
+def test_sound_without_an_output_device_is_only_a_status_message(qtbot, view):
+    speaker = pytest.importorskip("core.audio.speaker", reason="core.audio.speaker is not in this build")
+    from core.errors import KwsError
+
+    try:
+        speaker.Speaker(16000).close()
+    except KwsError:
+        pass
+    else:
+        pytest.skip("this machine has an audio output device")
+    messages = []
+    view.message.connect(messages.append)
+    with qtbot.waitSignal(view.stream_finished, timeout=STREAM_TIMEOUT_MS) as blocker:
+        assert view.play(DEMO_WAV, realtime=False, play_audio=True)
+    summary = blocker.args[0]
+    assert summary.error is None and summary.frames > 0
+    assert any(m.startswith("no audio output") for m in messages), messages
+    assert view.status_label.text().startswith("no audio output")
+    assert view.error_label.isHidden()
+
+
+def test_model_actions_from_the_menu(view, devkit):
+    load_devkit(view, devkit)
+    view.actions_["no_classifier"].trigger()
+    assert view.models.classifier is None and not view.bars_box.isVisible()
+    assert view.models.featurizer_path == str(devkit["featurizer"])
+    view.actions_["builtin"].trigger()
+    assert view.models.featurizer_path == BUILTIN
+    assert view.settings.value("paths/featurizer") == "" and view.settings.value("paths/classifier") == ""
+
+
+def test_microphone_without_a_device_fails_in_the_panel(qtbot, view):
+    mic = pytest.importorskip("core.audio.microphone", reason="core.audio.microphone is not in this build")
+    from core.errors import KwsError
+
+    try:
+        found = mic.default_input_device()
+    except KwsError:
+        found = None
+    if found is not None:
+        pytest.skip(f"this machine has a microphone ({found.name})")
+    view.source_combo.setCurrentIndex(view.source_combo.findData("mic"))
+    with qtbot.waitSignal(view.stream_finished, timeout=STREAM_TIMEOUT_MS) as blocker:
+        assert view.play(play_audio=False)
+    assert blocker.args[0].error and "microphone" in view.error_label.text()
+    assert not view.is_running
