@@ -13,6 +13,8 @@ COMMANDS = {
     "run": ("run", "detect keywords in wav files or from the microphone (ELL test_audio)"),
     "featurizer": ("featurizer", "write a featurizer model (ELL make_featurizer)"),
     "import": ("import_", "import an ELL or ONNX model into a .kwm model file"),
+    "lists": ("lists", "training/validation/testing lists from folders of wavs (ELL make_training_list)"),
+    "dataset": ("dataset", "featurize listed wavs into training rows, with augmentation (ELL make_dataset)"),
     "train": ("train", "train a keyword spotter with PyTorch (ELL train_classifier)"),
     "eval": ("eval", "pass rate, confusion matrix and stream metrics over labelled clips (ELL eval_test)"),
     "bench": ("bench", "time our runtimes beside the peers (onnxruntime, PyTorch)"),
