@@ -15,6 +15,7 @@ COMMANDS = {
     "import": ("import_", "import an ELL or ONNX model into a .kwm model file"),
     "lists": ("lists", "training/validation/testing lists from folders of wavs (ELL make_training_list)"),
     "dataset": ("dataset", "featurize listed wavs into training rows, with augmentation (ELL make_dataset)"),
+    "synth": ("synth", "spoken keywords from espeak-ng in Speech Commands layout"),
     "train": ("train", "train a keyword spotter with PyTorch (ELL train_classifier)"),
     "eval": ("eval", "pass rate, confusion matrix and stream metrics over labelled clips (ELL eval_test)"),
     "bench": ("bench", "time our runtimes beside the peers (onnxruntime, PyTorch)"),
