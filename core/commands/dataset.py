@@ -1,15 +1,12 @@
 """Featurize the wavs of a list into a dataset of rows for training (ELL's make_dataset).
-
 Each row is --window-frames feature frames (a new row every --shift-frames); a trailing part
 longer than a quarter window is padded to a full row. Unreadable files are skipped and reported.
 Noise mixing is SNR-based (--noise-fraction of the clips, SNR drawn from --snr-db); with
---augment-copies K each clip appears clean plus K augmented copies.
-
-  kws dataset --list-file L --featurizer F -o OUT.npz      one list -> one file
-  kws dataset --lists DIR --featurizer F -o OUTDIR        training/validation/testing.npz
-With --lists, augmentation and background rows go to training.npz only, and the noise files
-are cut in time (first 80% training, next 10% validation, last 10% testing) so no noise
-recording is shared between splits."""
+--augment-copies K each clip appears clean plus K augmented copies. Give --list-file L with
+-o OUT.npz for one list, or --lists DIR with -o OUTDIR to make training.npz, validation.npz and
+testing.npz from the lists in DIR: then augmentation and background rows go to training.npz
+only, and the noise recordings are cut in time (first 80% for training, next 10% validation,
+last 10% testing) so no stretch of noise is shared between splits."""
 
 from __future__ import annotations
 
