@@ -227,3 +227,4 @@ def _dense(node, xs, state):
 
 # importing registers the recurrent ops and the VAD
 from core.graph import ops_rnn  # noqa: E402,F401
+from core.graph import ops_nn  # noqa: E402,F401

@@ -15,6 +15,10 @@ def node_macs(node: Node, in_shapes: list[tuple], out_shape: tuple) -> int:
     size_in = int(np.prod(in_shapes[0])) if in_shapes else 0
     size_out = int(np.prod(out_shape))
     op = node.op
+    from core.graph.ops_nn import MACS
+
+    if op in MACS:
+        return MACS[op](node, in_shapes, out_shape)
     if op == "dense":
         return int(node.params["weight"].size)
     if op in ("gru", "lstm"):

@@ -1,0 +1,126 @@
+"""Clean-up passes over an imported graph: fold batch-norm affines and bias adds into the weights
+of their dense / conv / RNN neighbours, drop no-op reshapes, prune dead nodes.
+
+Every fold is exact algebra on float64 copies of the weights:
+- affine after dense or conv (y = s * (W x + b) + c): W' = s W, b' = s b + c;
+- affine before dense or an RNN's input (W (s x + c) + b): W' = W s, b' = b + W c;
+- constant add after dense or conv: b' = b + c.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.graph.ir import Graph, Node
+from core.graph.shapes import infer_shapes
+
+_PRODUCERS = ("dense", "dense_nd", "conv")
+
+
+def _replace_uses(graph: Graph, old: str, new: str) -> None:
+    for n in graph.nodes:
+        n.inputs = [new if i == old else i for i in n.inputs]
+
+
+def _remove(graph: Graph, node: Node, replacement: str) -> None:
+    _replace_uses(graph, node.id, replacement)
+    graph.nodes = [n for n in graph.nodes if n is not node]
+
+
+def _per_channel(arr: np.ndarray, op: str, out_shape: tuple[int, ...]) -> np.ndarray | None:
+    """`arr` (broadcast against a frame of out_shape) as one value per output channel, or None when
+    it varies otherwise. Channels: the first axis of a conv frame, the last of a dense one."""
+    full = np.broadcast_to(np.asarray(arr, np.float64), out_shape)
+    rows = full.reshape(out_shape[0], -1) if op == "conv" else full.reshape(-1, out_shape[-1]).T
+    if not np.all(rows == rows[:, :1]):
+        return None
+    return rows[:, 0].copy()
+
+
+def _fold_after(graph: Graph, prod: Node, scale: np.ndarray, shift: np.ndarray) -> None:
+    w = prod.params["weight"].astype(np.float64)
+    bias = prod.params.get("bias", np.zeros(w.shape[0])).astype(np.float64)
+    w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+    prod.params["weight"] = w.astype(np.float32)
+    prod.params["bias"] = (bias * scale + shift).astype(np.float32)
+
+
+def fold_into_producers(graph: Graph) -> bool:
+    """affine / constant add right after a dense or conv node that feeds nothing else."""
+    shapes = infer_shapes(graph)
+    for n in graph.nodes:
+        if n.op == "affine":
+            src, scale, shift = n.inputs[0], n.params["scale"], n.params["shift"]
+        elif n.op == "binary" and n.attrs.get("fn") == "add":
+            ops = {i: graph.node(i) for i in n.inputs}
+            consts = [i for i in n.inputs if ops[i].op == "constant"]
+            if len(consts) != 1 or len(set(n.inputs)) != 2:
+                continue
+            src = next(i for i in n.inputs if i not in consts)
+            scale, shift = np.ones(1), ops[consts[0]].params["value"]
+        else:
+            continue
+        prod = graph.node(src)
+        if prod.op not in _PRODUCERS or len(graph.consumers(src)) != 1 or shapes[n.id] != shapes[src]:
+            continue
+        s = _per_channel(scale, prod.op, shapes[src])
+        c = _per_channel(shift, prod.op, shapes[src])
+        if s is None or c is None:
+            continue
+        _fold_after(graph, prod, s, c)
+        _remove(graph, n, src)
+        return True
+    return False
+
+
+def fold_into_consumers(graph: Graph) -> bool:
+    """affine on a vector frame whose only consumer is a dense or an RNN (as its input)."""
+    shapes = infer_shapes(graph)
+    for n in graph.nodes:
+        if n.op != "affine" or len(shapes[n.id]) != 1:
+            continue
+        users = graph.consumers(n.id)
+        if len(users) != 1 or users[0].inputs[0] != n.id or users[0].inputs.count(n.id) != 1:
+            continue
+        user = users[0]
+        size = shapes[n.id][0]
+        scale = np.broadcast_to(n.params["scale"], (size,)).astype(np.float64)
+        shift = np.broadcast_to(n.params["shift"], (size,)).astype(np.float64)
+        if user.op == "dense":
+            wkey, bkey = "weight", "bias"
+        elif user.op in ("gru", "lstm"):
+            wkey, bkey = "w_ih", "b_ih"
+        else:
+            continue
+        w = user.params[wkey].astype(np.float64)
+        bias = user.params.get(bkey, np.zeros(w.shape[0])).astype(np.float64)
+        user.params[bkey] = (bias + w @ shift).astype(np.float32)
+        user.params[wkey] = (w * scale[None, :]).astype(np.float32)
+        _remove(graph, n, n.inputs[0])
+        return True
+    return False
+
+
+def drop_noop_reshapes(graph: Graph) -> bool:
+    shapes = infer_shapes(graph)
+    for n in graph.nodes:
+        if n.op == "identity":
+            _remove(graph, n, n.inputs[0])
+            return True
+        if n.op != "reshape":
+            continue
+        src = graph.node(n.inputs[0])
+        if shapes[src.id] == shapes[n.id]:
+            _remove(graph, n, src.id)
+            return True
+        if src.op == "reshape":
+            n.inputs = [src.inputs[0]]
+            return True
+    return False
+
+
+def simplify(graph: Graph) -> Graph:
+    for step in (drop_noop_reshapes, fold_into_producers, fold_into_consumers, drop_noop_reshapes):
+        while step(graph):
+            graph.prune()
+    return graph.prune()
