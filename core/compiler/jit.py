@@ -1,0 +1,58 @@
+"""Stage 3a: object bytes -> callable code in this process (LLVM's ORC LLJIT, via llvmlite).
+
+    lib = jit(ir, "kws")          # JitLibrary: function addresses of NAME_* symbols
+    lib.address("kws_predict")
+
+Libraries are cached by (IR hash, host target) and shared: each user allocates its own context,
+so any number of model instances run at once on the same code. memcpy/memset resolve from the
+process.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from core.compiler.build import _llvm, compile_ir, ir_hash, target_machine
+from core.compiler.targets import Target
+from core.errors import CompileError
+
+API = ("context_size", "reset", "predict", "predict_frames", "input_size", "output_size", "metadata")
+
+_LOCK = threading.Lock()
+_LIBS: dict[tuple[str, Target], JitLibrary] = {}
+
+
+class JitLibrary:
+    def __init__(self, ir: str, module_name: str, target: Target):
+        llvm = _llvm()
+        self.module_name = module_name
+        self.target = target
+        self.object = compile_ir(ir, target)
+        tm = target_machine(target, jit=True)
+        try:
+            self._jit = llvm.create_lljit_compiler(tm)
+            builder = llvm.JITLibraryBuilder().add_object_img(self.object).add_current_process()
+            for fn in API:
+                builder.export_symbol(f"{module_name}_{fn}")
+            self._tracker = builder.link(self._jit, f"{module_name}_{ir_hash(ir)[:16]}")
+        except RuntimeError as e:
+            raise CompileError(f"the JIT could not load module {module_name!r}: {e}") from None
+        self._addresses = {fn: self._tracker[f"{module_name}_{fn}"] for fn in API}
+
+    def address(self, fn: str) -> int:
+        return self._addresses[fn]
+
+
+def jit(ir: str, module_name: str, target: Target | None = None) -> JitLibrary:
+    target = target or Target.host()
+    if not target.is_native():
+        raise CompileError(
+            f"cannot run code for {target.triple} on this {Target.host().triple} machine; export it instead"
+        )
+    key = (ir_hash(ir), target)
+    with _LOCK:
+        lib = _LIBS.get(key)
+        if lib is None or lib.module_name != module_name:
+            lib = JitLibrary(ir, module_name, target)
+            _LIBS[key] = lib
+        return lib

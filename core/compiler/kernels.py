@@ -1,0 +1,155 @@
+"""Reusable IR kernels: element-wise functions and the fused GEMV.
+
+GEMV layout: the weight matrix W (M, K) is stored transposed and padded, Wt (K, Mp) with Mp a
+multiple of 16 floats, so y[0:Mp] += Wt[k, :] * x[k] streams contiguous rows; K is processed in
+blocks of `block` columns, each block reading and writing y once (register blocking), and the
+inner loop over the Mp outputs vectorises. Summation runs over k in order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.compiler import mathlib
+from core.compiler.emitter import Function, Module, f32
+from core.compiler.lower import pad
+
+GEMV_BLOCK = 8
+
+
+def unary(fn: Function, name: str, x: str) -> str:
+    """Float32 f(x) for the graph's unary functions (numpy semantics, float32 arithmetic)."""
+    m = fn.module
+    if name == "log":
+        return fn.call("float", mathlib.use(m, "log"), [("float", x)])
+    if name == "exp":
+        return fn.call("float", mathlib.use(m, "exp"), [("float", x)])
+    if name == "tanh":
+        return fn.call("float", mathlib.use(m, "tanh"), [("float", x)])
+    if name == "sigmoid":
+        return fn.call("float", mathlib.use(m, "sigmoid"), [("float", x)])
+    if name == "sqrt":
+        return fn.intrinsic("sqrt", "float", [x])
+    if name == "abs":
+        return fn.intrinsic("fabs", "float", [x])
+    if name == "neg":
+        return fn.assign(f"fneg float {x}")
+    if name == "square":
+        return fn.fmul(x, x, fast=False)
+    if name == "relu":  # np.maximum(x, 0): NaN stays NaN
+        return fn.select(fn.fcmp("ugt", x, f32(0.0)), x, f32(0.0))
+    if name == "hard_sigmoid":  # np.clip(0.2 * x + 0.5, 0, 1), two roundings like numpy
+        v = fn.fadd(fn.fmul(x, f32(0.2), fast=False), f32(0.5), fast=False)
+        v = fn.select(fn.fcmp("olt", v, f32(0.0)), f32(0.0), v)
+        return fn.select(fn.fcmp("ogt", v, f32(1.0)), f32(1.0), v)
+    raise ValueError(f"unknown unary function {name!r}")
+
+
+UNARY_NAMES = ("log", "exp", "tanh", "sigmoid", "sqrt", "abs", "neg", "square", "relu", "hard_sigmoid")
+
+
+def binary(fn: Function, name: str, a: str, b: str) -> str:
+    if name == "add":
+        return fn.fadd(a, b)
+    if name == "sub":
+        return fn.fsub(a, b)
+    if name == "mul":
+        return fn.fmul(a, b)
+    if name == "div":
+        return fn.fdiv(a, b, fast=False)
+    if name in ("max", "min"):  # np.maximum / np.minimum: NaN propagates
+        c = fn.fcmp("ogt" if name == "max" else "olt", a, b)
+        r = fn.select(c, a, b)
+        return fn.select(fn.fcmp("uno", a, b), fn.fadd(a, b, fast=False), r)
+    raise ValueError(f"unknown binary function {name!r}")
+
+
+BINARY_NAMES = ("add", "sub", "mul", "div", "max", "min")
+
+
+def padded_rows(w: np.ndarray, blocks: int = 1, dtype=np.float32) -> tuple[np.ndarray, int]:
+    """(M, K) -> (blocks * pad(M / blocks), K): each of `blocks` row groups padded to 16 rows."""
+    rows = w.shape[0] // blocks
+    mp = pad(rows)
+    out = np.zeros((blocks * mp, w.shape[1]), dtype)
+    for b in range(blocks):
+        out[b * mp : b * mp + rows] = w[b * rows : (b + 1) * rows]
+    return out, mp
+
+
+def padded_vec(v: np.ndarray, blocks: int = 1) -> np.ndarray:
+    rows = v.shape[0] // blocks
+    mp = pad(rows)
+    out = np.zeros(blocks * mp, np.float32)
+    for b in range(blocks):
+        out[b * mp : b * mp + rows] = v[b * rows : (b + 1) * rows]
+    return out
+
+
+def gemv_weights(m: Module, hint: str, w_padded: np.ndarray, ty: str = "float") -> str:
+    """Store (Mp, K) weights transposed, (K, Mp), as a global."""
+    return m.const_array(hint, np.ascontiguousarray(w_padded.T), ty)
+
+
+def gemv(
+    fn: Function,
+    y: str,
+    wt: str,
+    x: str,
+    k_size: int,
+    mp: int,
+    bias: str | None = None,
+    acc64: str | None = None,
+    block: int = GEMV_BLOCK,
+    wty: str = "float",
+) -> None:
+    """y[0:mp] = (sum_k Wt[k, :] * x[k]) + bias (bias None: no bias).
+
+    With `acc64` (a scratch of mp doubles) the sum is accumulated in float64 from exact products
+    and rounded once, then the bias is added in float32: numpy's `x @ W.T + b` up to the last
+    bit of the matmul. Without it, float32 accumulation (pairwise within each block of columns).
+    `wty="double"`: float64 weights (with acc64), all arithmetic in float64.
+    """
+    ty = "double" if acc64 else "float"
+    acc = acc64 or y
+    if bias is not None and not acc64:
+        fn.memcpy(y, bias, 4 * mp)
+    else:
+        fn.memset0(acc, str((8 if acc64 else 4) * mp))
+    kb = (k_size // block) * block
+    if kb:
+        with fn.loop("0", str(kb), step=block, hint="kb") as k0:
+            _gemv_block(fn, acc, wt, x, k0, block, mp, ty, wty)
+    for k in range(kb, k_size):
+        _gemv_block(fn, acc, wt, x, str(k), 1, mp, ty, wty)
+    if acc64:
+        with fn.loop("0", str(mp), vectorize=True, hint="gvr") as i:
+            v = fn.assign(f"fptrunc double {fn.load_at('double', acc64, i)} to float")
+            if bias is not None:
+                v = fn.fadd(v, fn.load_at("float", bias, i), fast=False)
+            fn.store_at("float", v, y, i)
+
+
+def _gemv_block(
+    fn: Function, y: str, wt: str, x: str, k0: str, block: int, mp: int, ty: str, wty: str = "float"
+) -> None:
+    """y[i] += sum_j Wt[k0 + j, i] * x[k0 + j]: the block's products summed pairwise in float32,
+    then added to y (float64 y: the long sum over blocks loses nothing)."""
+    xs, rows = [], []
+    for j in range(block):
+        kj = fn.iop("add", k0, str(j)) if j else k0
+        xv = fn.load_at("float", x, kj, "x")
+        xs.append(fn.assign(f"fpext float {xv} to double") if wty == "double" else xv)
+        rows.append(fn.gep(wty, wt, fn.iop("mul", kj, str(mp)), "w"))
+    with fn.loop("0", str(mp), vectorize=wty == "float", hint="gv") as i:
+        py = fn.gep(ty, y, i)
+        terms = [fn.fmul(fn.load_at(wty, rows[j], i, "w"), xs[j], wty) for j in range(block)]
+        while len(terms) > 1:
+            terms = [
+                fn.fadd(terms[j], terms[j + 1], wty) if j + 1 < len(terms) else terms[j]
+                for j in range(0, len(terms), 2)
+            ]
+        part = (
+            fn.assign(f"fpext float {terms[0]} to double") if ty == "double" and wty == "float" else terms[0]
+        )
+        fn.store(ty, fn.fadd(fn.load(ty, py, "y"), part, ty), py)
