@@ -37,14 +37,17 @@ def add_arguments(p):
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--resume", action="store_true", help="continue from OUTDIR/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUTDIR/checkpoint.pt with its options; only --epochs and --device apply")
 
 
 def main(args) -> int:
-    from core.train.trainer import Trainer, load_splits
+    from core.train.trainer import Trainer, checkpoint_config, load_splits
 
     names = TrainConfig.__dataclass_fields__
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    if args.resume:
+        cfg = TrainConfig.from_dict(checkpoint_config(args.outdir) | {"epochs": args.epochs, "device": args.device})
     splits = load_splits(args.dataset, seed=cfg.seed)
 
     def on_epoch(e):

@@ -72,6 +72,17 @@ def load_splits(path: str | os.PathLike, val_fraction: float = 0.1, seed: int = 
     return Splits(ds.subset(idx[n_val:]), ds.subset(idx[:n_val]), None)
 
 
+def checkpoint_config(outdir: str | os.PathLike) -> dict:
+    """The training options stored in OUTDIR/checkpoint.pt (to resume with the same run)."""
+    path = Path(outdir) / "checkpoint.pt"
+    if not path.exists():
+        raise KwsError(f"{path}: no checkpoint to resume from")
+    try:
+        return dict(torch.load(path, map_location="cpu", weights_only=True)["config"])
+    except Exception as e:  # torch raises many types for a bad file
+        raise KwsError(f"{path}: unreadable checkpoint: {e}") from None
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -202,6 +213,12 @@ class Trainer:
             raise KwsError(f"{self.checkpoint_path}: unreadable checkpoint: {e}") from None
         if state["categories"] != self.categories:
             raise KwsError(f"{self.checkpoint_path}: checkpoint categories differ from the dataset's")
+        saved = TrainConfig.from_dict(state["config"]).to_dict()
+        mine = self.cfg.to_dict()
+        differ = [k for k in saved if k not in ("epochs", "device", "workers") and saved[k] != mine[k]]
+        if differ:
+            raise KwsError(f"{self.checkpoint_path}: the checkpoint was trained with other options: "
+                           + ", ".join(f"{k}={saved[k]!r} (now {mine[k]!r})" for k in differ))
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.result.log = json.loads(state["log"])

@@ -1,0 +1,142 @@
+"""Training on a tiny synthetic dataset: learning, exact resume, exports, DDP."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from core.data.dataset import Dataset, save_dataset
+from core.graph import modelfile
+from core.graph.interpreter import Interpreter
+from core.train.config import TrainConfig
+from core.train.trainer import Trainer, lr_at, load_splits
+
+ROOT = Path(__file__).resolve().parents[2]
+CATS = ("background", "up", "down")
+
+
+def _make(n, seed):
+    """Class 1 ramps feature 0 up over time, class 2 ramps it down, class 0 is noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.standard_normal((n, 10, 8)).astype(np.float32) * 0.3
+    ramp = np.linspace(-1, 1, 10, dtype=np.float32)
+    x[y == 1, :, 0] += ramp * 2
+    x[y == 2, :, 0] -= ramp * 2
+    meta = {"featurizer": {"sample_rate": 16000, "hop_length": 512}, "sample_rate": 16000, "hop_length": 512}
+    return Dataset(x + 0.5, y.astype(np.int64), CATS, meta, {"window_frames": 10})
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ds")
+    for name, n, seed in (("training", 240, 0), ("validation", 60, 1), ("testing", 60, 2)):
+        save_dataset(d / f"{name}.npz", _make(n, seed))
+    return d
+
+
+FAST = dict(epochs=6, batch_size=32, hidden_size=16, num_layers=1, optimizer="adam", learning_rate=1e-2)
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm"])
+def test_learns_and_exports_match_pytorch(data_dir, tmp_path, arch):
+    cfg = TrainConfig(architecture=arch, normalize=True, num_layers=2 if arch == "gru" else 1,
+                      **{k: v for k, v in FAST.items() if k != "num_layers"})
+    tr = Trainer(cfg, load_splits(data_dir), tmp_path)
+    res = tr.fit()
+    res = tr.finish()
+    assert res.log[-1]["val_accuracy"] > 0.8 and res.test_accuracy > 0.8
+    assert np.array(res.confusion).sum() == 60
+    model = tr.model.eval().cpu()
+    x = _make(4, 9).features  # (4, 10, 8)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()  # log-probs per frame
+    # ONNX (RNN kept as an ONNX op) in onnxruntime
+    onnx_model = __import__("onnx").load(res.outputs["onnx"])
+    assert {"GRU" if arch == "gru" else "LSTM"} <= {n.op_type for n in onnx_model.graph.node}
+    sess = ort.InferenceSession(res.outputs["onnx"], providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"features": x})[0], ref, atol=1e-5)
+    # our model file, one frame per call, probabilities
+    g = modelfile.load(res.outputs["model"])
+    assert g.categories == list(CATS) and g.metadata["training"]["config"]["architecture"] == arch
+    for row in range(len(x)):
+        rt = Interpreter(g)
+        stream = np.stack([rt.step(f) for f in x[row]])
+        np.testing.assert_allclose(stream, np.exp(ref[row]), atol=1e-5)
+    results = json.loads(Path(res.outputs["results"]).read_text())
+    assert len(results["log"]) == cfg.epochs and results["test_accuracy"] == res.test_accuracy
+
+
+def test_checkpoint_and_resume_continue_the_same_run(data_dir, tmp_path):
+    cfg = TrainConfig(epochs=3, dropout=0.2, num_layers=2, **{k: v for k, v in FAST.items()
+                                                              if k not in ("epochs", "num_layers")})
+    straight = Trainer(cfg, load_splits(data_dir), tmp_path / "a")
+    straight.fit()
+    # the same run, stopped after epoch 1 (as if Ctrl-C) and resumed
+    first = Trainer(TrainConfig(**{**cfg.to_dict(), "epochs": 3}), load_splits(data_dir), tmp_path / "b")
+    first.run_epoch_limit = 1
+    import threading
+
+    stop = threading.Event()
+    first.on_epoch = lambda e: stop.set()
+    first.stop = stop
+    r1 = first.fit()
+    assert r1.interrupted and len(r1.log) == 1
+    resumed = Trainer(cfg, load_splits(data_dir), tmp_path / "b")
+    resumed.resume()
+    assert resumed.start_epoch == 1
+    r2 = resumed.fit()
+    assert [e["epoch"] for e in r2.log] == [1, 2, 3]
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+
+
+def test_schedules():
+    cfg = TrainConfig(epochs=10, learning_rate=1.0, lr_min=0.0, scheduler="cosine")
+    assert lr_at(cfg, 0, 0) == pytest.approx(1.0) and lr_at(cfg, 9, 1.0) == pytest.approx(0.0)
+    tri = TrainConfig(epochs=10, learning_rate=1.0, lr_min=0.0, scheduler="triangle")
+    assert lr_at(tri, 5, 0) == pytest.approx(1.0) and lr_at(tri, 0, 0) == pytest.approx(0.0)
+    step = TrainConfig(epochs=10, learning_rate=1.0, scheduler="step", lr_step_size=3, lr_gamma=0.5)
+    assert [lr_at(step, e, 0) for e in (0, 3, 6)] == [1.0, 0.5, 0.25]
+
+
+@pytest.mark.parametrize("bad", [dict(architecture="transformer"), dict(num_layers=4), dict(optimizer="lbfgs"),
+                                 dict(learning_rate=0), dict(dropout=1.0)])
+def test_bad_options_name_the_option(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        TrainConfig(**bad)
+
+
+def test_ddp_two_processes_on_cpu(data_dir, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    out = subprocess.run([*torchrun, "-m", "core", "train", "--dataset", data_dir, "-o", tmp_path,
+                          "--epochs", "1", "--hidden-size", "8", "--num-layers", "1", "--batch-size", "16"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, "\n".join(ln for ln in out.stderr.splitlines() if "Warning" not in ln)[-4000:]
+    assert out.stdout.count("epoch   1/1") == 1, out.stdout  # rank 0 reports
+    res = json.loads((tmp_path / "train_results.json").read_text())
+    assert len(res["log"]) == 1 and res["log"][0]["rows_per_s"] > 0
+    assert modelfile.load(tmp_path / "model.kwm").categories == list(CATS)
+
+
+def test_train_command_end_to_end(data_dir, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "core", "train", "--dataset", data_dir, "-o", tmp_path,
+                          "--epochs", "2", "--hidden-size", "8", "--architecture", "lstm", "--num-layers", "1",
+                          "--scheduler", "onecycle", "--optimizer", "adamw", "--spec-augment"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Testing accuracy" in out.stdout
+    for f in ("model.kwm", "model.pt", "model.onnx", "train_results.json", "checkpoint.pt", "categories.txt"):
+        assert (tmp_path / f).is_file(), f
+    again = subprocess.run([sys.executable, "-m", "core", "train", "--dataset", data_dir, "-o", tmp_path,
+                            "--epochs", "3", "--hidden-size", "8", "--architecture", "lstm", "--num-layers", "1",
+                            "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "resuming after epoch 2" in again.stdout, again.stderr
+    assert "epoch   3/3" in again.stdout and "epoch   1/3" not in again.stdout
