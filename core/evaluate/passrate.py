@@ -104,20 +104,12 @@ def labelled_clips(folder: str | os.PathLike) -> list[tuple[Path, str]]:
 
 
 def read_list(path: str | os.PathLike) -> list[tuple[Path, str]]:
-    """A list file of wav paths relative to the list's folder (or absolute); label = parent folder."""
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{p}: cannot read list file: {e}") from None
-    clips = []
-    for ln in lines:
-        ln = ln.strip()
-        if ln and not ln.startswith("#"):
-            wav = Path(ln) if Path(ln).is_absolute() else p.parent / ln
-            clips.append((wav, wav.parent.name))
+    """(wav, label) pairs of a list file (see core.data.lists.read_list); empty lists are an error."""
+    from core.data.lists import read_list as entries
+
+    clips = [(e.path, e.label) for e in entries(path)]
     if not clips:
-        raise DataError(f"{p}: list file names no wav files")
+        raise DataError(f"{path}: list file names no wav files")
     return clips
 
 
