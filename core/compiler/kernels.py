@@ -102,13 +102,15 @@ def gemv(
     acc64: str | None = None,
     block: int = GEMV_BLOCK,
     wty: str = "float",
+    n_store: int | None = None,
 ) -> None:
     """y[0:mp] = (sum_k Wt[k, :] * x[k]) + bias (bias None: no bias).
 
     With `acc64` (a scratch of mp doubles) the sum is accumulated in float64 from exact products
     and rounded once, then the bias is added in float32: numpy's `x @ W.T + b` up to the last
     bit of the matmul. Without it, float32 accumulation (pairwise within each block of columns).
-    `wty="double"`: float64 weights (with acc64), all arithmetic in float64.
+    `wty="double"`: float64 weights (with acc64), all arithmetic in float64. `n_store` (with
+    acc64): write only the first n_store outputs (y is then not padded).
     """
     ty = "double" if acc64 else "float"
     acc = acc64 or y
@@ -123,7 +125,7 @@ def gemv(
     for k in range(kb, k_size):
         _gemv_block(fn, acc, wt, x, str(k), 1, mp, ty, wty)
     if acc64:
-        with fn.loop("0", str(mp), vectorize=True, hint="gvr") as i:
+        with fn.loop("0", str(n_store or mp), vectorize=True, hint="gvr") as i:
             v = fn.assign(f"fptrunc double {fn.load_at('double', acc64, i)} to float")
             if bias is not None:
                 v = fn.fadd(v, fn.load_at("float", bias, i), fast=False)

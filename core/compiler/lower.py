@@ -106,6 +106,7 @@ class OpLowering:
 
     # 'out': a fresh output region (padded); 'input0': the first input's buffer; else a region name
     out_alias: str = "out"
+    emits: bool = True  # False: no code, the output is the first input (reshape, identity, ...)
 
     def regions(self, node: Node, in_shapes: list[tuple], out_shape: tuple) -> list[Region]:
         return []
@@ -139,7 +140,7 @@ def supports(graph: Graph) -> bool:
 
 
 def _load_lowerings() -> None:
-    from core.compiler import lower_dsp, lower_nn  # noqa: F401  (registers the ops)
+    from core.compiler import lower_dsp, lower_nd, lower_nn, lower_temporal  # noqa: F401  (registers the ops)
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -260,7 +261,7 @@ def lower(
     # kernels, one internal always-inline function per computing node
     for si, row in enumerate(infos):
         for ni, info in enumerate(row):
-            if info.node.op in ("input", "constant", "identity") or (info.node.op == "output"):
+            if not info.lowering.emits:
                 continue
             info.kernel = _emit_kernel(m, si, ni, info, options)
 
@@ -332,14 +333,14 @@ def _emit_step(m: Module, name: str, infos: list[list[_NodeInfo]]) -> str:
                     f"c_{n.id}", np.asarray(n.params["value"], np.float32).reshape(-1)
                 )
                 continue
-            if n.op == "identity" or (n.op == "output" and not last_stage):
-                buf[(si, n.id)] = ins[0]
-                if n.op == "output":
-                    prev_out = ins[0]
+            if n.op == "output":
+                if last_stage:  # the module output: copy into the caller's buffer
+                    fn.memcpy("%out", ins[0], 4 * int(np.prod(info.out_shape)))
+                else:  # feeds the next stage's input
+                    buf[(si, n.id)] = prev_out = ins[0]
                 continue
-            if n.op == "output":  # the module output: copy into the caller's buffer
-                size = int(np.prod(info.out_shape))
-                fn.memcpy("%out", ins[0], 4 * size)
+            if not info.lowering.emits:  # identity, reshape: the same buffer
+                buf[(si, n.id)] = ins[0]
                 continue
             low = info.lowering
             args = [("ptr", p) for p in ins]

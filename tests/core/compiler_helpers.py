@@ -34,7 +34,7 @@ def rel_err(got: np.ndarray, ref: np.ndarray, floor: float | np.ndarray = 0.0) -
     both_inf = np.isinf(got) & np.isinf(ref) & (np.sign(got) == np.sign(ref))
     both_nan = np.isnan(got) & np.isnan(ref)
     err = np.abs(got - ref) / np.maximum(np.abs(ref), floor)
-    err[both_inf | both_nan] = 0.0
+    err[both_inf | both_nan | (got == ref)] = 0.0
     return float(np.nan_to_num(err, nan=np.inf).max()) if err.size else 0.0
 
 
