@@ -466,6 +466,16 @@ class FrameOps(Builder):
 
     _op_Sub = _op_Mul = _op_Div = _op_Max = _op_Min = _op_Add
 
+    def _op_Pow(self, node, ins, at):
+        s = self.stream(ins[0], "the base of Pow")
+        e = np.asarray(self.const(ins[1], "the exponent of Pow"), np.float64)
+        if e.size != 1 or float(e.reshape(-1)[0]) not in (1.0, 2.0, 0.5):
+            self.fail("Pow is only supported with a constant exponent of 1, 2 or 0.5")
+        e = float(e.reshape(-1)[0])
+        if e == 1.0:
+            return [s]
+        return self._unary(node, ins, "unary", {"fn": "square" if e == 2.0 else "sqrt"})
+
     # ------------------------------------------------------------------ dense
     def dense(self, s: Stream, weight: np.ndarray, bias: np.ndarray | None) -> Stream:
         """A matrix product over the last ONNX axis: (..., in) -> (..., out), weight (out, in)."""

@@ -101,6 +101,38 @@ def fold_into_consumers(graph: Graph) -> bool:
     return False
 
 
+def binary_to_affine(graph: Graph) -> bool:
+    """x (+-*/) constant, with the constant no bigger than x's frame, becomes an affine node; two
+    affines in a row become one."""
+    shapes = infer_shapes(graph)
+    for n in graph.nodes:
+        if n.op == "binary" and n.attrs.get("fn") in ("add", "sub", "mul", "div") and len(set(n.inputs)) == 2:
+            kinds = [graph.node(i).op == "constant" for i in n.inputs]
+            if kinds.count(True) != 1:
+                continue
+            k = kinds.index(True)
+            x, c = n.inputs[1 - k], graph.node(n.inputs[k]).params["value"].astype(np.float64)
+            if shapes[x] != shapes[n.id]:
+                continue
+            fn = n.attrs["fn"]
+            if fn == "div" and (k == 0 or np.any(c == 0)):
+                continue
+            one, zero = np.ones_like(c), np.zeros_like(c)
+            scale, shift = {"add": (one, c), "sub": (one, -c) if k == 1 else (-one, c), "mul": (c, zero),
+                            "div": (1.0 / c, zero)}[fn]
+            n.op, n.inputs, n.attrs = "affine", [x], {}
+            n.params = {"scale": scale.astype(np.float32), "shift": shift.astype(np.float32)}
+            return True
+        first = graph.node(n.inputs[0]) if n.op == "affine" else None
+        if first is not None and first.op == "affine" and len(graph.consumers(first.id)) == 1:
+            a1, b1 = first.params["scale"].astype(np.float64), first.params["shift"].astype(np.float64)
+            a2, b2 = n.params["scale"].astype(np.float64), n.params["shift"].astype(np.float64)
+            n.params = {"scale": (a2 * a1).astype(np.float32), "shift": (a2 * b1 + b2).astype(np.float32)}
+            n.inputs = list(first.inputs)
+            return True
+    return False
+
+
 def drop_noop_reshapes(graph: Graph) -> bool:
     shapes = infer_shapes(graph)
     for n in graph.nodes:
@@ -120,7 +152,9 @@ def drop_noop_reshapes(graph: Graph) -> bool:
 
 
 def simplify(graph: Graph) -> Graph:
-    for step in (drop_noop_reshapes, fold_into_producers, fold_into_consumers, drop_noop_reshapes):
+    steps = (drop_noop_reshapes, binary_to_affine, fold_into_producers, fold_into_consumers,
+             drop_noop_reshapes)
+    for step in steps:
         while step(graph):
             graph.prune()
     return graph.prune()

@@ -295,8 +295,12 @@ class TemporalOps(FrameOps):
         pl, pr = (pads[w_i], pads[w_i + n]) if w_i is not None else (0, 0)
         in_width = s.dims[spatial[w_i]] if w_i is not None else 1
         delay, tail, warmup = s.delay, s.tail, 0
-        if s.pad_t != (0, 0) and not (kind == "conv" or (kind == "avg" and at.get("count_include_pad", 0))):
-            self.fail("a Pad over the time axis before max or average pooling is not supported")
+        include_pad = bool(at.get("count_include_pad", 0))
+        if s.pad_t != (0, 0) and kind == "avg" and not any(pads):
+            include_pad = True  # the padded zeros are elements of the padded input: they count
+        if s.pad_t != (0, 0) and not (kind == "conv" or (kind == "avg" and include_pad)):
+            self.fail("a Pad over the time axis before max pooling, or before average pooling that has "
+                      "its own padding, is not supported")
         if t_i is not None:
             if st != 1:
                 self.fail(
@@ -343,6 +347,6 @@ class TemporalOps(FrameOps):
             dims[1] = int(wt.shape[0])
             op = "conv"
         else:
-            attrs |= {"kind": kind, "count_include_pad": bool(at.get("count_include_pad", 0))}
+            attrs |= {"kind": kind, "count_include_pad": include_pad}
             op = "pool"
         return self.emit(op, [s.node], attrs, params, s.with_(dims=tuple(dims), delay=delay, tail=tail))
