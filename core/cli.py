@@ -18,6 +18,7 @@ COMMANDS = {
     "synth": ("synth", "spoken keywords from espeak-ng in Speech Commands layout"),
     "train": ("train", "train a keyword spotter with PyTorch (ELL train_classifier)"),
     "eval": ("eval", "pass rate, confusion matrix and stream metrics over labelled clips (ELL eval_test)"),
+    "compile": ("compile", "compile models to native code and export a folder to build on a device (ELL wrap)"),
     "bench": ("bench", "time our runtimes beside the peers (onnxruntime, PyTorch)"),
 }
 
