@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import ModelFormatError
+from core.errors import KwsError, ModelFormatError
 from core.features.featurizer import hops
 from core.graph.interpreter import Interpreter
 from core.graph.ir import Graph
@@ -82,13 +82,37 @@ class Detector:
         return Detection(frame, i, label, p)
 
 
-class KeywordSpotter:
-    """Featurizer + classifier, streaming. Uses the reference interpreter (the compiler adds a
-    faster backend with the same interface)."""
+BACKENDS = ("auto", "compiled", "interpreter")
 
-    def __init__(self, featurizer: Graph, classifier: Graph | None = None):
-        self.featurizer = Interpreter(featurizer)
-        self.classifier = Interpreter(classifier) if classifier is not None else None
+
+def _runtimes(featurizer: Graph, classifier: Graph | None, backend: str):
+    """(featurizer runtime, classifier runtime or None, backend used, why not compiled or None)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    why = None
+    if backend != "interpreter":
+        try:
+            from core.compiler.runtime import CompiledModel
+
+            f = CompiledModel(featurizer, "kws_featurizer")
+            c = CompiledModel(classifier, "kws_classifier") if classifier is not None else None
+            return f, c, "compiled", None
+        except (KwsError, ImportError, OSError) as e:
+            if backend == "compiled":
+                raise
+            why = str(e)
+    return Interpreter(featurizer), Interpreter(classifier) if classifier is not None else None, "interpreter", why
+
+
+class KeywordSpotter:
+    """Featurizer + classifier, streaming. backend "compiled" runs native code from the
+    compiler (core/compiler), "interpreter" the numpy reference; "auto" (default) compiles when
+    the compiler supports the models and falls back to the interpreter otherwise
+    (`backend` says which runs, `fallback_reason` why not compiled)."""
+
+    def __init__(self, featurizer: Graph, classifier: Graph | None = None, backend: str = "auto"):
+        self.featurizer, self.classifier, self.backend, self.fallback_reason = _runtimes(
+            featurizer, classifier, backend)
         if self.classifier and self.featurizer.output_size != self.classifier.input_size:
             raise ModelFormatError(
                 f"featurizer emits {self.featurizer.output_size} features but the classifier expects "

@@ -27,6 +27,11 @@ def add_arguments(p):
     post.add_argument("--smoothing", type=int, default=0, metavar="N", help="average the last N frames (0: off)")
     post.add_argument("--ignore", default="", metavar="LABEL,...", help="labels never reported")
     p.add_argument("--verbose", "-v", action="store_true", help="print the best label of every frame")
+    be = p.add_mutually_exclusive_group()
+    be.add_argument("--compiled", dest="backend", action="store_const", const="compiled",
+                    help="run native code from the compiler (default when the compiler supports the models)")
+    be.add_argument("--interpreter", dest="backend", action="store_const", const="interpreter",
+                    help="run the numpy reference interpreter")
 
 
 def _report(spotter: KeywordSpotter, detector: Detector, blocks, verbose: bool, out=sys.stdout) -> int:
@@ -58,7 +63,9 @@ def main(args) -> int:
     featurizer, classifier, cats = resolve_models(args)
     if classifier is None:
         raise SystemExit("kws run: needs a classifier (--classifier C)")
-    spotter = KeywordSpotter(featurizer, classifier)
+    spotter = KeywordSpotter(featurizer, classifier, backend=args.backend or "auto")
+    if spotter.fallback_reason:
+        print(f"note: running the interpreter ({spotter.fallback_reason})", file=sys.stderr)
     ignore = [s for s in args.ignore.split(",") if s]
     detector = Detector(cats, args.threshold, args.smoothing, ignore)
     hop, rate = spotter.hop_length, spotter.sample_rate
