@@ -168,6 +168,8 @@ class Builder:
                 self.fail(v.message)
         if any(isinstance(v, Poison) for v in ins):
             outs: list = [Poison()] * len(node.output)
+            if node.domain not in ("", "ai.onnx") or not hasattr(self, "_op_" + node.op_type):
+                self.unsupported_node(node)  # listed too, though its input is already unsupported
         elif node.domain not in ("", "ai.onnx"):
             outs = self.unsupported_node(node)
         elif any(isinstance(v, StateIn) for v in ins) and node.op_type not in ("GRU", "LSTM"):

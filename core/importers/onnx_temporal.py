@@ -9,6 +9,9 @@ Our frame k stands for the model's output at time step k (ONNX run over frames 0
   ('valid' convs), after > 0 means look-ahead: allowed only if a later Slice drops those steps
   again (PyTorch's `Conv1d(padding=R)` then `x[..., :-R]`), otherwise refused where the sequence
   is reduced or output. A stride over time changes the frame rate: refused.
+- Slice over time [s:e]: s > 0 adds s frames of latency; cutting steps off the end first uses up
+  look-ahead, then becomes a `delay` node. Branches with different latencies are lined up with
+  `delay` before they are added or concatenated.
 - Gather/Slice of the last step ([-1], [-1:]) is the current frame; other steps: refused.
 - ReduceMean / GlobalAveragePool over time: the running mean since the last reset (`time_mean`).
 - A model exported with a time axis of fixed length 1 (a "step model", e.g. PyTorch 0.3 era
@@ -71,9 +74,11 @@ class TemporalOps(FrameOps):
                 tail -= self.static_t - en
             else:
                 self.fail(f"Slice ends at time step {en}: not streamable")
-        if tail < 0:
-            self.fail("Slice drops time steps that the stream has not seen yet (it would need look-ahead)")
-        return s.with_(delay=s.delay + st, tail=tail)
+        delay = s.delay + st
+        if tail < 0:  # the sequence now ends -tail steps before the newest frame: a delay line
+            s = s.with_(node=self.add("delay", [s.node], {"frames": -tail}))
+            delay, tail = delay - tail, 0
+        return s.with_(delay=delay, tail=tail)
 
     def gather_time(self, s: Stream, idx: np.ndarray) -> Stream:
         if idx.size != 1:
