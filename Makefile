@@ -17,6 +17,10 @@ test: setup
 bench: setup
 	$(VENV)/bin/kws bench
 
+# Rebuilds assets/{featurizer,classifier}.kwm and categories.txt from offline data (see the script).
+default-model: setup
+	$(PY) scripts/make_default_model.py
+
 lint: setup
 	$(VENV)/bin/ruff check core kwsgui tests main.py
 

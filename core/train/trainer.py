@@ -250,7 +250,7 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            loss_sum += float(loss) * len(yb)
+            loss_sum += float(loss.detach()) * len(yb)
             correct += int((out.argmax(-1) == yb).sum())
             seen += len(yb)
             if self.on_progress and (b % 10 == 0 or b == n_batches - 1):
