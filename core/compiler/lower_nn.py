@@ -13,7 +13,7 @@ from core.compiler import kernels
 from core.compiler.emitter import lit
 from core.compiler.lower import Kernel, OpLowering, Region, lowering, pad
 from core.features.vad import cmessage_weights
-from core.graph.ops_rnn import vad_config
+from core.graph.ops_rnn import reset_config, vad_config
 
 
 @lowering("input", "constant", "identity", "output")
@@ -328,7 +328,7 @@ class Vad(OpLowering):
             Region("level", "double", 1),
             Region("frame", "i64", 1),
             Region("signal", "i32", 1),
-        ]
+        ] + ([] if reset_config(node).is_ell else [Region("hang", "i32", 1)])
 
     def emit(self, k: Kernel) -> None:
         fn, d = k.fn, "double"
@@ -382,4 +382,14 @@ class Vad(OpLowering):
         fn.store(d, new, k.r["floor"])
         fn.store(d, t, k.r["last"])
         fn.store("i32", sig, k.r["signal"])
+        rc = reset_config(k.node)
+        if not rc.is_ell:  # trigger shaping like core.features.vad.reset_trigger
+            hang = fn.load("i32", k.r["hang"])
+            on = fn.icmp("ne", sig, "0")
+            held = fn.iop("or", on, fn.icmp("sgt", hang, "0"), "i1")
+            dec = fn.select(fn.icmp("sgt", hang, "0"), fn.iop("sub", hang, "1"), "0", "i32")
+            fn.store("i32", fn.select(on, str(int(rc.hold_frames)), dec, "i32"), k.r["hang"])
+            if rc.reset_on == "onset":
+                held = fn.assign(f"xor i1 {held}, true")
+            sig = fn.assign(f"zext i1 {held} to i32")
         fn.store_at("float", fn.assign(f"sitofp i32 {sig} to float"), k.out, 0)

@@ -20,6 +20,7 @@ _CMSG_DB = np.array([
     -13.72, -14.43,
 ])  # fmt: skip
 _MAX_HZ = 4000.0
+RESET_ON = ("offset", "onset")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,59 @@ class VadConfig:
         if unknown:
             raise ValueError(f"unknown VAD parameter(s): {', '.join(sorted(unknown))}")
         return cls(**{k: float(v) for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class ResetConfig:
+    """When the VAD resets recurrent state.
+
+    The VAD's 0/1 signal first gets a hangover of `hold_frames` (it stays on that many frames
+    after the voice ends). reset_on "offset" (ELL, with hold_frames 0) resets when that signal
+    goes 1 -> 0; "onset" resets when it goes 0 -> 1, i.e. at the start of a word that follows at
+    least `hold_frames` frames of silence. The reset happens after that frame's output.
+    """
+
+    reset_on: str = "offset"
+    hold_frames: int = 0
+
+    def __post_init__(self):
+        if self.reset_on not in RESET_ON:
+            raise ValueError(f"VAD reset_on must be one of {RESET_ON}, got {self.reset_on!r}")
+        h = self.hold_frames
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 0 <= h <= 10000:
+            raise ValueError(f"VAD hold_frames must be an integer in [0, 10000], got {h!r}")
+
+    @property
+    def is_ell(self) -> bool:
+        return self.reset_on == "offset" and self.hold_frames == 0
+
+    def to_dict(self) -> dict:
+        return {"reset_on": self.reset_on, "hold_frames": int(self.hold_frames)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ResetConfig:
+        hold = d.get("hold_frames", 0)
+        if isinstance(hold, float) and hold.is_integer():
+            hold = int(hold)
+        return cls(str(d.get("reset_on", "offset")), hold)
+
+
+def reset_trigger(signals: np.ndarray, reset: ResetConfig, hang: int = 0) -> tuple[np.ndarray, int]:
+    """The trigger a VAD node emits for its 0/1 `signals`: (trigger, hangover frames left).
+
+    With the hangover h (h_t = hold_frames when the voice is on, else max(h_{t-1} - 1, 0)), the
+    held signal is d_t = s_t or h_{t-1} > 0; the trigger is d ("offset") or 1 - d ("onset"):
+    recurrent layers reset on its 1 -> 0 edges. `hang` carries the state between calls.
+    """
+    out = np.empty(len(signals), np.int32)
+    n = int(reset.hold_frames)
+    for i, s in enumerate(np.asarray(signals).reshape(-1)):
+        on = s != 0
+        out[i] = 1 if on or hang > 0 else 0
+        hang = n if on else max(hang - 1, 0)
+    if reset.reset_on == "onset":
+        out = 1 - out
+    return out, hang
 
 
 def cmessage_weights(n_features: int) -> np.ndarray:

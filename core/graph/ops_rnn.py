@@ -3,13 +3,15 @@
 Weights use PyTorch's layout: GRU gates stacked (r, z, n), LSTM gates (i, f, g, o);
 W_ih (G*H, in), W_hh (G*H, H), b_ih and b_hh (G*H,). A second input, when present, is the reset
 trigger: when it goes 1 -> 0 the state is zeroed after that frame's output (effective next frame).
+The VAD node emits ELL's 0/1 voice signal, or, with attrs reset_on / hold_frames
+(core.features.vad.ResetConfig), a trigger shaped from it (hangover, reset at word onset).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from core.features.vad import VadConfig, VadTracker
+from core.features.vad import ResetConfig, VadConfig, VadTracker, reset_trigger
 from core.graph.ops import _UNARY, _p, op
 
 
@@ -94,12 +96,21 @@ def vad_config(node) -> VadConfig:
     return VadConfig.from_dict({k: node.attrs[k] for k in VadConfig.__dataclass_fields__})
 
 
+def reset_config(node) -> ResetConfig:
+    """The node's reset_on / hold_frames (ELL's offset reset when absent)."""
+    return ResetConfig.from_dict(node.attrs)
+
+
 def _vad_state(node, s):
-    return {"tracker": VadTracker(vad_config(node), s[0][0], float(node.attrs["frame_duration"]))}
+    return {"tracker": VadTracker(vad_config(node), s[0][0], float(node.attrs["frame_duration"])),
+            "reset": reset_config(node), "hang": 0}
 
 
 @op("vad", lambda n, s: (1,), _vad_state)
 def _vad(node, xs, state):
+    """The 0/1 voice signal (ELL), or with reset_on / hold_frames the trigger shaped from it."""
     tracker: VadTracker = state["tracker"]
     _, _, signals = tracker.trace(xs[0])
+    if not state["reset"].is_ell:
+        signals, state["hang"] = reset_trigger(signals, state["reset"], state["hang"])
     return signals.astype(np.float32)[:, None]
