@@ -128,6 +128,14 @@ class Builder:
         """Our node for `s` with per-frame shape = its ONNX frame dims (size-1 axes kept)."""
         return self.as_shape(s.node, s.frame_dims or (1,))
 
+    def view(self, s: Stream, axes: list[int]) -> tuple[str, list[int]]:
+        """Our node for `s` and the per-frame indices of the ONNX `axes`: the squeezed frame when
+        none of those axes has size 1 (no reshape needed), else the full frame."""
+        if all(s.dims[a] != 1 for a in axes):
+            keep = [k for k in range(s.rank) if k != s.t and s.dims[k] != 1]
+            return self.as_shape(s.node, squeezed(s.frame_dims)), [keep.index(a) for a in axes]
+        return self.full(s), [s.frame_axis(a) for a in axes]
+
     def plain(self, s: Stream) -> Stream:
         if s.pad_t != (0, 0):
             self.fail("a Pad over the time axis is only supported directly before a Conv")

@@ -250,13 +250,18 @@ class FrameOps(Builder):
         if axis == t:
             self.fail("concatenating along the time axis is not streamable")
         delay = max(s.delay for s in streams)
-        nodes = [self.operand(s, s.frame_dims or (1,), delay) for s in streams]
+        if all(s.dims[axis] != 1 for s in streams):
+            keep = [k for k in range(rank) if k != t and streams[0].dims[k] != 1]
+            shapes, fa = [squeezed(s.frame_dims) for s in streams], keep.index(axis)
+        else:
+            shapes, fa = [s.frame_dims or (1,) for s in streams], streams[0].frame_axis(axis)
+        nodes = [self.operand(s, sh, delay) for s, sh in zip(streams, shapes)]
         dims = list(streams[0].dims)
         dims[axis] = sum(s.dims[axis] for s in streams)
         like = streams[0].with_(
             dims=tuple(dims), delay=delay, tail=max(s.tail + delay - s.delay for s in streams)
         )
-        return [self.emit("concat", nodes, {"axis": streams[0].frame_axis(axis)}, None, like)]
+        return [self.emit("concat", nodes, {"axis": fa}, None, like)]
 
     def _op_Split(self, node, ins, at):
         s = self.stream(ins[0])
@@ -278,7 +283,7 @@ class FrameOps(Builder):
         return outs
 
     def _frame_slice(self, s: Stream, cuts: dict[int, tuple[int, int | None, int]]) -> Stream:
-        fa = [s.frame_axis(a) for a in cuts]
+        nid, fa = self.view(s, list(cuts))
         dims = list(s.dims)
         for a, (st, en, sp) in cuts.items():
             dims[a] = (
@@ -292,7 +297,7 @@ class FrameOps(Builder):
             "ends": [c[1] for c in cuts.values()],
             "steps": [c[2] for c in cuts.values()],
         }
-        return self.emit("slice", [self.full(s)], attrs, None, s.with_(dims=tuple(dims)))
+        return self.emit("slice", [nid], attrs, None, s.with_(dims=tuple(dims)))
 
     def _op_Slice(self, node, ins, at):
         s = self.stream(ins[0])
@@ -332,10 +337,11 @@ class FrameOps(Builder):
         picks = [int(i) + d if i < 0 else int(i) for i in idx.reshape(-1)]
         dims = list(s.dims)
         dims[axis] = len(picks)
+        nid, (fa,) = self.view(s, [axis])
         out = self.emit(
             "gather",
-            [self.full(s)],
-            {"axis": s.frame_axis(axis), "indices": picks},
+            [nid],
+            {"axis": fa, "indices": picks},
             None,
             s.with_(dims=tuple(dims)),
         )
@@ -361,7 +367,7 @@ class FrameOps(Builder):
             )
             axes = self.ints(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else list(range(s.rank))
         n = len(axes)
-        frame_pads = [[0, 0] for _ in s.frame_dims]
+        padded: dict[int, list[int]] = {}
         dims, pad_t = list(s.dims), s.pad_t
         for a, b, e in zip(axes, pads[:n], pads[n:]):
             a = _axis(a, s.rank)
@@ -371,14 +377,16 @@ class FrameOps(Builder):
                 if (b or e) and value != 0.0:
                     self.fail("padding the time axis with a non-zero value is not supported")
                 pad_t = (pad_t[0] + b, pad_t[1] + e)
-            else:
-                frame_pads[s.frame_axis(a)] = [b, e]
+            elif b or e:
+                padded[a] = [b, e]
                 dims[a] += b + e
         out = s.with_(dims=tuple(dims), pad_t=pad_t)
-        if any(b or e for b, e in frame_pads):
-            out = self.emit("pad", [self.full(s)], {"pads": frame_pads, "value": value}, None, out).with_(
-                pad_t=pad_t
-            )
+        if padded:
+            nid, fa = self.view(s, list(padded))
+            frame_pads = [[0, 0] for _ in self.shapes[nid]]
+            for k, be in zip(fa, padded.values()):
+                frame_pads[k] = be
+            out = self.emit("pad", [nid], {"pads": frame_pads, "value": value}, None, out).with_(pad_t=pad_t)
         return [out]
 
     # ------------------------------------------------------------------ element-wise

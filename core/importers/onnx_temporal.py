@@ -127,10 +127,12 @@ class TemporalOps(FrameOps):
         dims = list(s.dims)
         for a in axes:
             dims[a] = 1
+        axes = [a for a in axes if s.dims[a] != 1]
+        nid, fa = self.view(s, axes)
         return self.emit(
             "reduce",
-            [self.full(s)],
-            {"axes": [s.frame_axis(a) for a in axes], "kind": kind},
+            [nid],
+            {"axes": fa, "kind": kind},
             None,
             s.with_(dims=tuple(dims)),
         )
@@ -304,8 +306,10 @@ class TemporalOps(FrameOps):
         if s.pad_t != (0, 0) and kind == "avg" and not any(pads):
             include_pad = True  # the padded zeros are elements of the padded input: they count
         if s.pad_t != (0, 0) and not (kind == "conv" or (kind == "avg" and include_pad)):
-            self.fail("a Pad over the time axis before max pooling, or before average pooling that has "
-                      "its own padding, is not supported")
+            self.fail(
+                "a Pad over the time axis before max pooling, or before average pooling that has "
+                "its own padding, is not supported"
+            )
         if t_i is not None:
             if st != 1:
                 self.fail(

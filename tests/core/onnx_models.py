@@ -148,9 +148,38 @@ class MLP(nn.Module):
         return torch.softmax(self.fc2(self.drop(h)), dim=-1)
 
 
+class Zoo(nn.Module):
+    """Per-frame layout ops around a GRU: slices, concat, reshape/transpose/flatten, strided
+    slice, split, gather, pad, clip, stack, reductions; then a conv with global average pooling
+    over time (GlobalAveragePool) and Flatten."""
+
+    def __init__(self, hidden=16):
+        super().__init__()
+        self.fc = nn.Linear(40, 40)
+        self.gru = nn.GRU(36, hidden, batch_first=True)
+        self.conv = nn.Conv1d(hidden + 2, 8, 2)
+        self.gap = nn.AdaptiveAvgPool1d(1)
+        self.out = nn.Linear(8, N_CLASSES)
+
+    def forward(self, x):  # (batch, time, 80)
+        b, t, _ = x.shape
+        lo, hi = x[..., :40], x[..., 40:]
+        y = torch.cat([hi, torch.clamp(self.fc(lo), -1.0, 2.0)], dim=-1)  # (b, t, 80)
+        y = y.reshape(b, t, 8, 10).transpose(2, 3).flatten(2)  # (b, t, 80), columns permuted
+        y = y[..., ::2] + F.hardtanh(y[..., 1::2])  # (b, t, 40)
+        p, q = y.chunk(2, dim=-1)  # Split
+        y = torch.stack([p, q * q], dim=2).sum(dim=2)  # (b, t, 20)
+        y = torch.cat([F.pad(y, (3, 1), value=0.5), y[..., 2:6], y.amax(-1, keepdim=True) - y[..., 7:18]], -1)
+        h, _ = self.gru(y[..., 1:37])  # (b, t, hidden)
+        extra = torch.stack([y[:, :, 0], y.mean(-1)], dim=1)  # (b, 2, t): Gather per frame
+        z = torch.cat([h.transpose(1, 2), extra], dim=1)  # (b, hidden + 2, t)
+        z = torch.relu(self.conv(F.pad(z, (1, 0))))
+        return F.log_softmax(self.out(self.gap(z).flatten(1)), dim=-1)
+
+
 def build(arch: str, seed: int = 0, **kw) -> nn.Module:
     torch.manual_seed(seed)
-    m = {"rnn": RNNNet, "tcn": TCN, "crnn": CRNN, "mlp": MLP}[arch](**kw)
+    m = {"rnn": RNNNet, "tcn": TCN, "crnn": CRNN, "mlp": MLP, "zoo": Zoo}[arch](**kw)
     _randomise_norms(m, seed + 1)
     return m.eval()
 

@@ -101,6 +101,7 @@ def test_rnn_matrix_legacy_exporter(kind, layers, norm, frames, models_dir):
         ("tcn", {}, False),
         ("crnn", {}, True),
         ("mlp", {}, True),
+        ("zoo", {}, False),
     ],
 )
 def test_dynamo_exporter(arch, kw, per_frame, frames, models_dir):
@@ -146,6 +147,8 @@ def test_seq_first_rnn(frames, models_dir):
         ("crnn", {}, 20, True),
         ("mlp", {}, 7, True),
         ("mlp", {}, 11, True),
+        ("zoo", {}, 13, False),
+        ("zoo", {}, 20, False),
     ],
 )
 def test_conv_and_dense_models(arch, kw, opset, per_frame, frames, models_dir):
