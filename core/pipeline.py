@@ -101,7 +101,8 @@ def _runtimes(featurizer: Graph, classifier: Graph | None, backend: str):
             if backend == "compiled":
                 raise
             why = str(e)
-    return Interpreter(featurizer), Interpreter(classifier) if classifier is not None else None, "interpreter", why
+    clf = Interpreter(classifier) if classifier is not None else None
+    return Interpreter(featurizer), clf, "interpreter", why
 
 
 class KeywordSpotter:

@@ -20,15 +20,22 @@ from core.errors import CompileError
 def add_arguments(p):
     from core.compiler.targets import preset_names
 
-    p.add_argument("models", nargs="+", metavar="MODEL",
-                   help="FEATURIZER [CLASSIFIER] (.kwm, .ell or .onnx); two are chained into one module")
-    p.add_argument("--target", "-t", default="host",
-                   help=f"target preset: {', '.join(preset_names())} (default host)")
+    p.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="FEATURIZER [CLASSIFIER] (.kwm, .ell or .onnx); two are chained into one module",
+    )
+    p.add_argument(
+        "--target", "-t", default="host", help=f"target preset: {', '.join(preset_names())} (default host)"
+    )
     p.add_argument("--triple", help="a custom LLVM target triple (overrides --target)")
     p.add_argument("--cpu", help="target CPU name (e.g. cortex-a72)")
     p.add_argument("--features", help="target features (e.g. +neon,+vfp4)")
     p.add_argument("--opt-level", type=int, choices=(0, 1, 2, 3), help="optimisation level (default 3)")
-    p.add_argument("--module-name", "-n", default="model", help="C identifier prefixing the API (default model)")
+    p.add_argument(
+        "--module-name", "-n", default="model", help="C identifier prefixing the API (default model)"
+    )
     p.add_argument("--outdir", "-o", help="output folder (default: ./MODULE_NAME)")
     p.add_argument("--categories", "-cat", metavar="T", help="categories file, one label per line")
     p.add_argument("--emit-ir", action="store_true", help="also write the LLVM IR (MODULE_NAME.ll)")
@@ -54,22 +61,31 @@ def main(args) -> int:
     from core.compiler.targets import resolve_target
 
     name = check_module_name(args.module_name)
-    target = resolve_target(args.target, triple=args.triple, cpu=args.cpu, features=args.features,
-                            opt_level=args.opt_level)
+    target = resolve_target(
+        args.target, triple=args.triple, cpu=args.cpu, features=args.features, opt_level=args.opt_level
+    )
     if len(args.models) > 2:
         raise CompileError("give one model, or a featurizer and a classifier")
     graphs = [models.load_model(m) for m in args.models]
     outdir = Path(args.outdir or name)
     cats = _categories(args, graphs)
     t0 = time.perf_counter()
-    print(f"compiling {' + '.join(str(m) for m in args.models)} for {target.name} ({target.triple}, {target.cpu})",
-          file=sys.stderr)
-    result = export(graphs, outdir, target=target, module_name=name, categories=cats,
-                    sources=[Path(m).name for m in args.models])
+    print(
+        f"compiling {' + '.join(map(str, args.models))} for {target.name} ({target.triple}, {target.cpu})",
+        file=sys.stderr,
+    )
+    result = export(
+        graphs,
+        outdir,
+        target=target,
+        module_name=name,
+        categories=cats,
+        sources=[Path(m).name for m in args.models],
+    )
     if args.emit_ir:
         from core.fsutil import write_text_atomic
 
         write_text_atomic(outdir / f"{name}.ll", lower(graphs, name))
     print(f"wrote {outdir}/ ({', '.join(p.name for p in result.files)}) in {time.perf_counter() - t0:.1f} s")
-    print(f"build: cmake -S {outdir} -B {outdir}/build && cmake --build {outdir}/build  (see {outdir}/README.md)")
+    print(f"build: cmake -S {outdir} -B {outdir}/build && cmake --build {outdir}/build (see README.md)")
     return 0

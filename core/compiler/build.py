@@ -106,11 +106,29 @@ def compile_ir(ir: str, target: Target) -> bytes:
         obj = bytes(tm.emit_object(mod))
     except RuntimeError as e:
         raise CompileError(f"LLVM could not emit code for {target.triple} ({target.cpu}): {e}") from None
+    obj = _mark_float_abi(obj, target)
     with _LOCK:
         _CACHE[key] = obj
         while len(_CACHE) > _CACHE_MAX:
             _CACHE.popitem(last=False)
     return obj
+
+
+EF_ARM_ABI_FLOAT_HARD = 0x400
+EF_ARM_ABI_FLOAT_SOFT = 0x200
+
+
+def _mark_float_abi(obj: bytes, target: Target) -> bytes:
+    """Set the EABI float-ABI flag in a 32-bit ARM object's ELF header, as GCC and clang do.
+
+    The code already follows the triple's ABI and .ARM.attributes says so (Tag_ABI_VFP_args),
+    but LLVM leaves e_flags at plain EABI5 when the ABI comes from the triple alone.
+    """
+    if not target.is_arm32 or obj[:4] != b"\x7fELF" or obj[4] != 1:
+        return obj
+    flags = int.from_bytes(obj[36:40], "little")
+    flags |= EF_ARM_ABI_FLOAT_HARD if target.hard_float else EF_ARM_ABI_FLOAT_SOFT
+    return obj[:36] + flags.to_bytes(4, "little") + obj[40:]
 
 
 def assembly(ir: str, target: Target) -> str:

@@ -1,0 +1,112 @@
+"""Stage 3b: export a compiled model as a folder a user builds on the device (ELL's wrap).
+
+    export([featurizer, classifier], "out/", target=Target.preset("pi3"), module_name="kws")
+
+Writes NAME.o, NAME.h, NAME_api.c, NAME_demo.c (audio -> probabilities modules), CMakeLists.txt,
+NAME.py, categories.txt and README.md. Everything is compiled before anything is written; each
+file is written to a temporary file and renamed, so a failure leaves earlier contents intact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.compiler import c_sources, export_files
+from core.compiler.build import compile_ir
+from core.compiler.lower import check_module_name, lower, module_metadata
+from core.compiler.targets import Target
+from core.errors import CompileError
+from core.fsutil import atomic_path
+from core.graph.ir import Graph
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    outdir: Path
+    files: tuple[Path, ...]
+    target: Target
+    module_name: str
+    demo: bool
+
+
+def _is_audio_module(graphs: list[Graph]) -> bool:
+    first = graphs[0]
+    return len(graphs) >= 2 and (
+        first.metadata.get("kind") == "featurizer" or bool(first.by_op("frame_buffer"))
+    )
+
+
+def _check_writable(outdir: Path) -> None:
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CompileError(f"{outdir}: exists and is not a folder") from None
+    except OSError as e:
+        raise CompileError(f"{outdir}: cannot create the output folder: {e.strerror or e}") from None
+    if not outdir.is_dir():
+        raise CompileError(f"{outdir}: exists and is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".kws-write-test-", dir=outdir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CompileError(f"{outdir}: the output folder is not writable: {e.strerror or e}") from None
+
+
+def export(
+    graphs: Graph | Sequence[Graph],
+    outdir: str | os.PathLike,
+    *,
+    target: Target,
+    module_name: str = "model",
+    categories: list[str] | None = None,
+    sources: list[str] | None = None,
+) -> ExportResult:
+    name = check_module_name(module_name)
+    gs = [graphs] if isinstance(graphs, Graph) else list(graphs)
+    if not gs:
+        raise CompileError("nothing to export: no graphs")
+    out_size = gs[-1].output_size
+    cats = list(categories) if categories else list(gs[-1].categories)
+    if cats and len(cats) != out_size:
+        raise CompileError(f"{len(cats)} categories but the model has {out_size} outputs")
+    labels = cats or [str(i) for i in range(out_size)]
+    extra = {
+        "categories": labels,
+        "category_count": len(labels),
+        "target": {"triple": target.triple, "cpu": target.cpu, "features": target.features},
+    }
+    ir = lower(gs, name, metadata=extra)
+    obj = compile_ir(ir, target)  # compile first: a failure writes nothing
+    meta = module_metadata(gs, name, extra)
+    demo = _is_audio_module(gs)
+    desc = f"{target.triple} {target.cpu} {target.features}".strip()
+    files = {
+        f"{name}.o": obj,
+        f"{name}.h": c_sources.header(name, meta, desc),
+        f"{name}_api.c": c_sources.api_source(name, labels),
+        "CMakeLists.txt": export_files.cmake(name, demo),
+        f"{name}.py": export_files.python_wrapper(name, meta),
+        "categories.txt": "".join(f"{c}\n" for c in labels),
+        "README.md": export_files.readme(name, meta, target, demo, list(sources or [])),
+    }
+    if demo:
+        files[f"{name}_demo.c"] = c_sources.demo_source(name, meta)
+    out = Path(outdir)
+    _check_writable(out)
+    written = []
+    try:
+        for fname, data in files.items():
+            with atomic_path(out / fname) as tmp:
+                if isinstance(data, bytes):
+                    tmp.write_bytes(data)
+                else:
+                    tmp.write_text(data, encoding="utf-8")
+            written.append(out / fname)
+    except OSError as e:
+        raise CompileError(f"{out}: cannot write {fname}: {e.strerror or e}") from None
+    return ExportResult(out, tuple(written), target, name, demo)
