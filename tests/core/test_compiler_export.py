@@ -194,7 +194,10 @@ def test_labels_and_metadata_are_escaped(devkit, tmp_path):
     import json
 
     assert json.loads(meta.stdout.decode("utf-8"))["categories"] == weird
-    code = "import sys\nsys.path.insert(0, sys.argv[1])\nimport esc_model as e\nprint(e.Model().categories[1:4])"
+    code = (
+        "import sys\nsys.path.insert(0, sys.argv[1])\nimport esc_model\n"
+        "print(esc_model.Model().categories[1:4])"
+    )
     py = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=60)
     assert py.stdout.strip() == repr(weird[1:4])
 
