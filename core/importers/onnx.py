@@ -424,7 +424,7 @@ def load_onnx(
         raise ModelImportError(f"{p}: output {main_out!r} ends in a Pad over time")
     if out.t is not None and out.tail:
         raise ModelImportError(
-            f"{p}: output {main_out!r} needs {out.tail} frames of look-ahead (a convolution "
+            f"{p}: output {main_out!r} needs {out.tail} frame(s) of look-ahead (a convolution "
             "padded after the current frame in time): pad convolutions causally to stream it"
         )
     tr.add("output", [tr.as_shape(out.node, squeezed(out.frame_dims))], hint="output")

@@ -118,8 +118,12 @@ def binary_to_affine(graph: Graph) -> bool:
             if fn == "div" and (k == 0 or np.any(c == 0)):
                 continue
             one, zero = np.ones_like(c), np.zeros_like(c)
-            scale, shift = {"add": (one, c), "sub": (one, -c) if k == 1 else (-one, c), "mul": (c, zero),
-                            "div": (1.0 / c, zero)}[fn]
+            scale, shift = {
+                "add": (one, c),
+                "sub": (one, -c) if k == 1 else (-one, c),
+                "mul": (c, zero),
+                "div": (1.0 / c, zero),
+            }[fn]
             n.op, n.inputs, n.attrs = "affine", [x], {}
             n.params = {"scale": scale.astype(np.float32), "shift": shift.astype(np.float32)}
             return True
@@ -152,8 +156,13 @@ def drop_noop_reshapes(graph: Graph) -> bool:
 
 
 def simplify(graph: Graph) -> Graph:
-    steps = (drop_noop_reshapes, binary_to_affine, fold_into_producers, fold_into_consumers,
-             drop_noop_reshapes)
+    steps = (
+        drop_noop_reshapes,
+        binary_to_affine,
+        fold_into_producers,
+        fold_into_consumers,
+        drop_noop_reshapes,
+    )
     for step in steps:
         while step(graph):
             graph.prune()

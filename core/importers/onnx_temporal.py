@@ -38,7 +38,7 @@ class TemporalOps(FrameOps):
         """The tensor at the newest time step (time axis dropped, or kept with length 1)."""
         if s.tail and not self.step_model:
             self.fail(
-                f"takes the last time step, but the model pads {s.tail} steps past the newest frame "
+                f"takes the last time step, but the model pads {s.tail} step(s) past the newest frame "
                 "(look-ahead, from a convolution padded on both sides in time): pad convolutions "
                 "causally (only before) to stream the model"
             )
