@@ -1,6 +1,9 @@
-"""The application: main window (menus, status bar, the live view) and the `kwsgui` entry point.
+"""The application: main window (a side list of panels, menus, status bar) and the `kwsgui`
+entry point. Panels: Live, Dataset, Training, Models, VAD, Compile, Evaluate; each runs its
+long jobs on its own worker thread, and the window remembers the panel last shown.
 
-    python main.py [--featurizer F] [--classifier C] [--categories T] [--wav W] [--quit-after S]
+    python main.py [--featurizer F] [--classifier C] [--categories T] [--wav W] [--panel P]
+                   [--quit-after S]
 """
 
 from __future__ import annotations
@@ -10,17 +13,32 @@ import signal
 import sys
 from pathlib import Path
 
-from PyQt5.QtCore import QSettings, QTimer
+from PyQt5.QtCore import QSettings, QSize, QTimer
 from PyQt5.QtGui import QCloseEvent
-from PyQt5.QtWidgets import QAction, QApplication, QMainWindow, QMessageBox
+from PyQt5.QtWidgets import (
+    QAction,
+    QApplication,
+    QHBoxLayout,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
 
 from core.errors import KwsError
 from core.models import DEFAULT_FEATURIZER
 from kwsgui import APPLICATION, ORGANIZATION
 from kwsgui.live_view import LiveView, app_settings
 from kwsgui.model_set import ModelSet
+from kwsgui.widgets import Panel
 
 STATUS_MS = 8000
+NAV_STYLE = """
+QListWidget { font-size: 11pt; border: none; background: palette(window); }
+QListWidget::item { padding: 9px 10px; }
+QListWidget::item:selected { background: #2d6db5; color: white; border-radius: 4px; }
+"""
 
 
 class MainWindow(QMainWindow):
@@ -33,18 +51,60 @@ class MainWindow(QMainWindow):
         else:
             error = None
         self.live_view = LiveView(self, settings=self.settings, models=models)
-        self.setCentralWidget(self.live_view)
-        self.live_view.message.connect(lambda text: self.statusBar().showMessage(text, STATUS_MS))
+        self.nav = QListWidget()
+        self.nav.setStyleSheet(NAV_STYLE)
+        self.nav.setFixedWidth(130)
+        self.nav.setIconSize(QSize(0, 0))
+        self.stack = QStackedWidget()
+        self.panels: dict[str, QWidget] = {}
+        self._add_panel("live", self.live_view)
+        self._build_panels()
+        central = QWidget()
+        lay = QHBoxLayout(central)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.nav)
+        lay.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.nav.currentRowChanged.connect(self._panel_changed)
         self.live_view.models_changed.connect(self._models_changed)
         self._models_changed(self.live_view.models)
         self._build_menus()
-        self.resize(1200, 760)
+        self.resize(1280, 800)
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
+        self.show_panel(str(self.settings.value("window/panel", "live")))
         if error:
             self.live_view.show_error(error)
         self.statusBar().showMessage("Ready", STATUS_MS)
+
+    def _add_panel(self, key: str, panel: QWidget) -> None:
+        self.panels[key] = panel
+        self.nav.addItem(getattr(panel, "title", key.title()))
+        self.stack.addWidget(panel)
+        panel.message.connect(lambda text: self.statusBar().showMessage(text, STATUS_MS))
+
+    def _build_panels(self) -> None:
+        """The job panels; each gets the live view to read or change its models."""
+        from kwsgui.dataset_panel import DatasetPanel
+
+        s, live = self.settings, self.live_view
+        self.dataset_panel = DatasetPanel(self, settings=s, live=live)
+        self._add_panel("dataset", self.dataset_panel)
+
+    def show_panel(self, key: str) -> None:
+        keys = list(self.panels)
+        self.nav.setCurrentRow(keys.index(key) if key in keys else 0)
+
+    def _panel_changed(self, row: int) -> None:
+        if row < 0:
+            return
+        self.stack.setCurrentIndex(row)
+        self.settings.setValue("window/panel", list(self.panels)[row])
+
+    @property
+    def current_panel(self) -> str:
+        return list(self.panels)[max(0, self.nav.currentRow())]
 
     def _build_menus(self) -> None:
         acts = self.live_view.actions_
@@ -89,6 +149,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.live_view.shutdown()  # stops and joins the streaming thread
+        for panel in self.panels.values():
+            if isinstance(panel, Panel):
+                panel.shutdown()  # stops each job; what it already wrote stays
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.sync()
         super().closeEvent(event)
@@ -111,6 +174,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--classifier", help="classifier model (.kwm, .ell)")
     p.add_argument("--categories", help="categories.txt: one label per class")
     p.add_argument("--wav", help="wav file to play at start")
+    p.add_argument("--panel", help="first panel: live, dataset, training, models, vad, compile, evaluate")
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the app after SECONDS (tests)")
     args, _qt_args = p.parse_known_args(argv)
     if args.quit_after is not None and args.quit_after < 0:
@@ -126,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     window = MainWindow()
     window.load_startup_models(args.featurizer, args.classifier, args.categories)
+    if args.panel or args.wav:
+        window.show_panel(args.panel or "live")
     window.show()
     if args.wav:
         window.live_view.play(args.wav)

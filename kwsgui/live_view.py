@@ -1,14 +1,16 @@
-"""The live panel: pick a source, run it through the models on a worker thread, and watch the
-spectrogram, the class probabilities and the detections.
+"""The live panel: pick a source (wav, folder, microphone), run it through the models on a
+worker thread, and watch the spectrogram, the class probabilities (bars and scrolling lines),
+the input level, the VAD and the detections. Record the microphone to a wav.
 
 Data flow: the worker publishes `Batch`es (at most ~33 per second); `_on_batch` only writes
-them into the plots' buffers; one 30 Hz timer draws, and skips the drawing while the panel is
-hidden. Errors are shown once, in the panel's error line and on the status bar.
+them into ring buffers; one 30 Hz timer draws, and skips the drawing while the panel is hidden.
+Errors are shown once, in the panel's error line and on the status bar.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,22 +38,19 @@ from PyQt5.QtWidgets import (
 
 from core.audio.sources import WavSource
 from core.errors import KwsError
-from core.models import DEMO_WAV
+from core.pipeline import BACKENDS
 from kwsgui import APPLICATION, ORGANIZATION
+from kwsgui.charts import TopClassLines
+from kwsgui.live_source import SourceBar, has_module
 from kwsgui.model_set import ModelSet
-from kwsgui.plots import ProbabilityBars, SpectrogramPlot
-from kwsgui.workers import Batch, StreamControls, StreamSummary, StreamThread, StreamWorker
+from kwsgui.plots import ColumnRing, ProbabilityBars, SpectrogramPlot
+from kwsgui.widgets import NOTE_STYLE, ErrorBanner, Led, LevelMeter
+from kwsgui.workers import Batch, StreamControls, StreamInfo, StreamSummary, StreamThread, StreamWorker
 
 DRAW_INTERVAL_MS = 33
+LINES_WINDOW_S = 6.0
 MODEL_FILTER = "Models (*.kwm *.ell *.onnx);;All files (*)"
-WAV_FILTER = "Wave files (*.wav);;All files (*)"
-
-
-def has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ImportError:
-        return False
+__all__ = ["LiveView", "app_settings", "has_module"]
 
 
 def app_settings() -> QSettings:
@@ -59,6 +58,7 @@ def app_settings() -> QSettings:
 
 
 class LiveView(QWidget):
+    title = "Live"
     message = pyqtSignal(str)  # one line for the status bar
     models_changed = pyqtSignal(object)  # ModelSet
     stream_started = pyqtSignal()
@@ -70,13 +70,15 @@ class LiveView(QWidget):
         super().__init__(parent)
         self.settings = settings if settings is not None else app_settings()
         self.has_speaker = has_module("core.audio.speaker")
-        self.has_microphone = has_module("core.audio.microphone")
         self.controls = StreamControls(float(self.settings.value("live/threshold", 0.6)),
                                        int(self.settings.value("live/smoothing", 0)))
         self._models = models if models is not None else ModelSet.builtin()
         self._stream: StreamThread | None = None
         self._last: Batch | None = None
+        self._info: StreamInfo | None = None
         self._frames = 0
+        self._draws: list[float] = []  # times of draws that showed new frames (frame-rate meter)
+        self.prob_ring = ColumnRing(1, 1)
         self._build_ui()
         self.set_models(self._models)
         self._timer = QTimer(self)
@@ -86,22 +88,19 @@ class LiveView(QWidget):
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
+        self.source = SourceBar(self.settings)
+        self.source.changed.connect(self._update_buttons)
+        self.source.file_chosen.connect(lambda p: self.play(p) if not self.is_running else None)
+        self.source_combo, self.path_edit, self.browse_button = (self.source.combo, self.source.path_edit,
+                                                                 self.source.browse_button)
         self.play_button = QPushButton("▶  Play")
         self.play_button.setToolTip("Run the source through the models")
         self.play_button.clicked.connect(lambda: self.play())
+        self.record_button = QPushButton("●  Record")
+        self.record_button.setToolTip("Record the microphone to a wav file (detecting as it goes)")
+        self.record_button.clicked.connect(lambda: self.choose_record())
         self.stop_button = QPushButton("■  Stop")
         self.stop_button.clicked.connect(self.stop)
-        self.source_combo = QComboBox()
-        self.source_combo.addItem("Wav file", "wav")
-        if self.has_microphone:
-            self.source_combo.addItem("Microphone", "mic")
-        self.source_combo.currentIndexChanged.connect(self._update_buttons)
-        self.path_edit = QLineEdit(str(self.settings.value("paths/wav", str(DEMO_WAV))))
-        self.path_edit.setPlaceholderText("wav file to play")
-        self.path_edit.editingFinished.connect(
-            lambda: self.settings.setValue("paths/wav", self.path_edit.text()))
-        self.browse_button = QPushButton("Browse…")
-        self.browse_button.clicked.connect(self.choose_wav)
         self.play_audio_check = QCheckBox("Sound")
         self.play_audio_check.setToolTip("Also play the audio on the output device")
         self.play_audio_check.setEnabled(self.has_speaker)
@@ -124,6 +123,14 @@ class LiveView(QWidget):
         for key in ("featurizer", "builtin", "classifier", "no_classifier", "categories"):
             menu.addAction(self.actions_[key])
         self.models_button.setMenu(menu)
+        self.backend_combo = QComboBox()
+        for b in BACKENDS:
+            self.backend_combo.addItem(b, b)
+        self.backend_combo.setToolTip("auto: native code when the compiler supports the models")
+        self.backend_combo.setCurrentIndex(max(0, self.backend_combo.findData(
+            str(self.settings.value("live/backend", "auto")))))
+        self.backend_combo.currentIndexChanged.connect(
+            lambda: self.settings.setValue("live/backend", self.backend_combo.currentData()))
 
         self.threshold_spin = QDoubleSpinBox()
         self.threshold_spin.setRange(0.0, 0.99)
@@ -138,29 +145,34 @@ class LiveView(QWidget):
         self.smoothing_spin.setToolTip("Average the probabilities over the last N frames (0 = off)")
         self.threshold_spin.valueChanged.connect(self._controls_changed)
         self.smoothing_spin.valueChanged.connect(self._controls_changed)
+        self.ignore_edit = QLineEdit(str(self.settings.value("live/ignore", "")))
+        self.ignore_edit.setPlaceholderText("labels to ignore, e.g. background_noise")
+        self.ignore_edit.setToolTip("Comma-separated labels never reported as detections nor drawn as lines")
+        self.ignore_edit.editingFinished.connect(self._ignore_changed)
 
-        top = QHBoxLayout()
-        for w in (self.play_button, self.stop_button, self.source_combo):
-            top.addWidget(w)
-        top.addWidget(self.path_edit, 1)
-        for w in (self.browse_button, self.play_audio_check, self.models_button):
-            top.addWidget(w)
-        top.addSpacing(12)
-        top.addWidget(QLabel("Threshold"))
-        top.addWidget(self.threshold_spin)
-        top.addWidget(QLabel("Smoothing"))
-        top.addWidget(self.smoothing_spin)
+        transport = QHBoxLayout()
+        for w in (self.play_button, self.record_button, self.stop_button, self.play_audio_check,
+                  self.models_button):
+            transport.addWidget(w)
+        transport.addWidget(QLabel("Backend"))
+        transport.addWidget(self.backend_combo)
+        transport.addSpacing(12)
+        for label, w in (("Threshold", self.threshold_spin), ("Smoothing", self.smoothing_spin),
+                         ("Ignore", self.ignore_edit)):
+            transport.addWidget(QLabel(label))
+            transport.addWidget(w, 1 if w is self.ignore_edit else 0)
 
         self.model_label = QLabel()
         self.model_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: #e04040; font-weight: bold;")
-        self.error_label.hide()
+        self.model_label.setStyleSheet(NOTE_STYLE)
+        self.error_label = ErrorBanner()
 
         self.spectrogram = SpectrogramPlot()
         spec_box = QGroupBox("Mel spectrogram")
         QVBoxLayout(spec_box).addWidget(self.spectrogram)
+        self.lines = TopClassLines()
+        self.lines_box = QGroupBox("Top classes over time")
+        QVBoxLayout(self.lines_box).addWidget(self.lines)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
@@ -168,12 +180,13 @@ class LiveView(QWidget):
         log_box = QGroupBox("Detections")
         QVBoxLayout(log_box).addWidget(self.log)
         left = QSplitter(Qt.Vertical)
-        left.addWidget(spec_box)
-        left.addWidget(log_box)
-        left.setSizes([500, 200])
+        for w in (spec_box, self.lines_box, log_box):
+            left.addWidget(w)
+        left.setSizes([420, 200, 130])
 
         self.bars = ProbabilityBars()
         self.bars.set_threshold(self.threshold_spin.value())
+        self.lines.set_threshold(self.threshold_spin.value())
         self.top_label = QLabel("–")
         self.top_label.setAlignment(Qt.AlignCenter)
         self.top_label.setStyleSheet("font-size: 15pt; font-weight: bold;")
@@ -188,17 +201,31 @@ class LiveView(QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
 
+        self.level_meter = LevelMeter()
+        self.level_label = QLabel("– dBFS")
+        self.level_label.setMinimumWidth(80)
+        self.vad_led = Led("#40d040", tooltip="voice activity (the classifier's VAD node)")
+        self.vad_label = QLabel("VAD")
+        self.backend_label = QLabel("backend: –")
+        self.fps_label = QLabel("– fps")
         self.timing_label = QLabel("processing: –")
         self.position_label = QLabel("0.00 s")
         self.status_label = QLabel()  # notes from the stream, e.g. no audio output
-        self.status_label.setStyleSheet("color: #808080;")
+        self.status_label.setStyleSheet(NOTE_STYLE)
         bottom = QHBoxLayout()
-        bottom.addWidget(self.timing_label, 1)
-        bottom.addWidget(self.status_label)
-        bottom.addWidget(self.position_label)
+        bottom.addWidget(QLabel("Input"))
+        bottom.addWidget(self.level_meter, 1)
+        bottom.addWidget(self.level_label)
+        bottom.addWidget(self.vad_led)
+        bottom.addWidget(self.vad_label)
+        bottom.addSpacing(8)
+        bottom.addWidget(self.timing_label, 2)
+        for w in (self.status_label, self.backend_label, self.fps_label, self.position_label):
+            bottom.addWidget(w)
 
         lay = QVBoxLayout(self)
-        lay.addLayout(top)
+        lay.addWidget(self.source)
+        lay.addLayout(transport)
         lay.addWidget(self.model_label)
         lay.addWidget(self.error_label)
         lay.addWidget(split, 1)
@@ -207,12 +234,12 @@ class LiveView(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.is_running
-        wav = self.source_combo.currentData() == "wav"
+        mic = self.source.kind() == "mic"
         self.play_button.setEnabled(not running)
+        self.record_button.setEnabled(not running and mic)
         self.stop_button.setEnabled(running)
-        self.source_combo.setEnabled(not running)
-        self.path_edit.setEnabled(wav and not running)
-        self.browse_button.setEnabled(wav and not running)
+        self.backend_combo.setEnabled(not running)
+        self.source.set_enabled_for(running)
 
     # ------------------------------------------------------------------ models
     @property
@@ -224,8 +251,17 @@ class LiveView(QWidget):
             self.shutdown_stream()
         self._models = models
         self.spectrogram.configure(models.n_features, models.frame_duration_s)
+        cap = max(1, math.ceil(LINES_WINDOW_S / models.frame_duration_s))
+        self.prob_ring = ColumnRing(cap, max(1, models.n_classes))
+        self.lines.clear_lines()
         self.bars.set_labels(models.labels)
-        self.bars_box.setVisible(models.classifier is not None)
+        has_clf = models.classifier is not None
+        self.bars_box.setVisible(has_clf)
+        self.lines_box.setVisible(has_clf)
+        has_vad = has_clf and bool(models.classifier.by_op("vad"))
+        self.vad_led.setEnabled(has_vad)
+        self.vad_label.setText("VAD" if has_vad else "VAD (none)")
+        self.vad_led.set_on(False)
         self.top_label.setText("–")
         self.model_label.setText(models.describe())
         if models.categories_mismatch:
@@ -263,6 +299,10 @@ class LiveView(QWidget):
     def load_classifier(self, path: str | Path) -> bool:
         return self._load("classifier", "classifier", str(path), lambda: self._models.with_classifier(path))
 
+    def use_classifier_graph(self, graph, label: str) -> bool:
+        """A classifier from another panel (imported, trained, with a tuned VAD), not from a file."""
+        return self._load("classifier", None, label, lambda: self._models.with_classifier_graph(graph, label))
+
     def remove_classifier(self) -> bool:
         return self._load("featurizer only", "classifier", "", self._models.without_classifier)
 
@@ -286,64 +326,97 @@ class LiveView(QWidget):
             self.load_categories(path)
 
     def choose_wav(self) -> None:
-        if path := self._ask("Open wav file", "dirs/wav", WAV_FILTER):
+        if path := self._ask("Open wav file", "dirs/wav", "Wave files (*.wav);;All files (*)"):
             self.set_source_path(path)
 
     def set_source_path(self, path: str | Path) -> None:
-        path = Path(path).resolve()
-        self.path_edit.setText(str(path))
-        self.source_combo.setCurrentIndex(self.source_combo.findData("wav"))
-        self.settings.setValue("paths/wav", str(path))
-        self.settings.setValue("dirs/wav", str(Path(path).parent))
+        self.source.set_wav(path)
 
     # ------------------------------------------------------------------ errors
     def show_error(self, text: str) -> None:
-        self.error_label.setText(text)
-        self.error_label.show()
+        self.error_label.show_error(text)
         self.message.emit(text)
 
     def clear_error(self) -> None:
-        self.error_label.clear()
-        self.error_label.hide()
+        self.error_label.clear_error()
 
     # ------------------------------------------------------------------ streaming
     @property
     def is_running(self) -> bool:
         return self._stream is not None
 
+    @property
+    def backend(self) -> str:
+        return str(self.backend_combo.currentData())
+
     def play(self, path: str | Path | None = None, *, realtime: bool = True, speed: float = 1.0,
              play_audio: bool | None = None) -> bool:
-        """Start streaming the wav file (or the microphone); False (and an error shown) if not."""
+        """Start streaming a wav (the given one, the source's file) or the microphone; False (and an
+        error shown) if it cannot start."""
         self.shutdown_stream()
-        live = path is None and self.source_combo.currentData() == "mic"
-        if live:
-            try:
-                from core.audio.microphone import MicrophoneSource
-            except ImportError as e:
-                self.show_error(f"microphone input is not available: {e}")
-                return False
-            open_source, name = MicrophoneSource, "microphone"
-        else:
-            wav = Path(path if path is not None else self.path_edit.text().strip())
-            if not wav.is_file():
-                self.show_error(f"{wav}: no such wav file")
-                return False
-            if path is not None:
-                self.set_source_path(wav)
-            open_source, name = (lambda rate: WavSource(wav, rate)), wav.name
+        if path is None and self.source.kind() == "mic":
+            return self._start_mic(None)
+        wav = Path(path) if path is not None else self.source.current_file()
+        if wav is None or not wav.is_file():
+            self.show_error(f"{wav or 'no file chosen'}: no such wav file")
+            return False
+        if path is not None and self.source.kind() != "folder":
+            self.set_source_path(wav)
         sound = self.play_audio_check.isChecked() if play_audio is None else play_audio
+        return self._start(lambda rate: WavSource(wav, rate), wav.name, live=False, realtime=realtime,
+                           speed=speed, play_audio=sound and self.has_speaker)
+
+    def choose_record(self) -> bool:
+        start = str(self.settings.value("dirs/recordings", str(Path.home())))
+        name = time.strftime("recording-%Y%m%d-%H%M%S.wav")
+        path, _ = QFileDialog.getSaveFileName(self, "Record to", str(Path(start) / name),
+                                              "Wave files (*.wav)")
+        return self.record(path) if path else False
+
+    def record(self, path: str | Path) -> bool:
+        """Capture the microphone into `path` (written atomically when the stream stops)."""
+        self.shutdown_stream()
+        path = Path(path)
+        if path.suffix.lower() != ".wav":
+            path = path.with_suffix(".wav")
+        self.settings.setValue("dirs/recordings", str(path.parent.resolve()))
+        return self._start_mic(path)
+
+    def _start_mic(self, record_path: Path | None) -> bool:
+        try:
+            from core.audio.microphone import MicrophoneSource
+        except ImportError as e:
+            self.show_error(f"microphone input is not available: {e}")
+            return False
+        device, limit = self.source.device(), self.source.limit_s()
+
+        def open_source(rate: int):
+            return MicrophoneSource(rate, device=device, max_seconds=limit)
+
+        name = "microphone" + (f" → {record_path.name}" if record_path else "")
+        return self._start(open_source, name, live=True, realtime=True, speed=1.0, play_audio=False,
+                           record_path=str(record_path) if record_path else None)
+
+    def _start(self, open_source, name: str, *, live: bool, realtime: bool, speed: float, play_audio: bool,
+               record_path: str | None = None) -> bool:
         worker = StreamWorker(self._models, open_source, controls=self.controls, realtime=realtime,
-                              speed=speed, live=live, play_audio=sound and self.has_speaker)
+                              speed=speed, live=live, play_audio=play_audio, backend=self.backend,
+                              record_path=record_path, source_name=name)
         worker.batch.connect(self._on_batch)
+        worker.started.connect(self._on_started)
         worker.status.connect(self._on_status)
         worker.failed.connect(self._on_failed)
         worker.finished.connect(self._on_finished)
         self.clear_error()
         self.status_label.clear()
         self.spectrogram.clear_image()
+        self.prob_ring.clear()
+        self.lines.clear_lines()
+        self.level_meter.reset()
+        self.vad_led.set_on(False)
         self.bars.set_labels(self._models.labels)
         self.top_label.setText("–")
-        self._last, self._frames = None, 0
+        self._last, self._info, self._frames, self._draws = None, None, 0, []
         self.log.appendPlainText(f"— {name} —")
         self._stream = StreamThread(worker)
         self._stream.start()
@@ -370,15 +443,28 @@ class LiveView(QWidget):
     def _current(self) -> bool:
         return self._stream is not None and self.sender() is self._stream.worker
 
+    def _on_started(self, info: StreamInfo) -> None:
+        if not self._current():
+            return
+        self._info = info
+        why = f" (not compiled: {info.fallback_reason})" if info.fallback_reason else ""
+        self.backend_label.setText(f"backend: {info.backend}")
+        self.backend_label.setToolTip(f"{info.backend}{why}")
+
     def _on_batch(self, batch: Batch) -> None:
         if not self._current():
             return
         self.spectrogram.append(batch.features)
         if batch.probs is not None and len(batch.probs):
             self.bars.set_probs(batch.probs[-1])
+            self.prob_ring.write(batch.probs)
         for d in batch.detections:
             t = (d.frame + 1) * batch.frame_duration_s
             self.log.appendPlainText(f"{t:7.2f} s  DETECTED {d.label} {int(100 * d.probability)}%")
+        if batch.levels_db is not None and len(batch.levels_db):
+            self.level_meter.set_level(float(batch.levels_db.max()), batch.clipped > 0)
+        if batch.vad is not None and len(batch.vad):
+            self.vad_led.set_on(batch.vad[-1] > 0)
         self._last = batch
         self._frames = batch.first_frame + batch.n
 
@@ -397,6 +483,8 @@ class LiveView(QWidget):
             return
         self.shutdown_stream()  # the worker has returned: this join is immediate
         self._draw(force=True)
+        if summary.recorded:
+            self.log.appendPlainText(f"recorded {summary.audio_s:.2f} s to {summary.recorded}")
         if summary.error is None:
             verb = "Stopped" if summary.cancelled else "Finished"
             self.message.emit(f"{verb}: {summary.frames} frames ({summary.audio_s:.2f} s), "
@@ -407,18 +495,52 @@ class LiveView(QWidget):
         thr, smooth = self.threshold_spin.value(), self.smoothing_spin.value()
         self.controls.set(thr, smooth)
         self.bars.set_threshold(thr)
+        self.lines.set_threshold(thr)
         self.settings.setValue("live/threshold", thr)
         self.settings.setValue("live/smoothing", smooth)
 
+    def ignored(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.ignore_edit.text().split(",") if s.strip())
+
+    def _ignore_changed(self) -> None:
+        labels = self.ignored()
+        known = self._models.labels if self._models.classifier is not None else labels
+        unknown = [lb for lb in labels if lb not in known]
+        if unknown:
+            self.show_error(f"ignore: not a label of this classifier: {', '.join(unknown)}")
+        self.controls.set_ignore(labels)
+        self.settings.setValue("live/ignore", self.ignore_edit.text())
+
+    def set_ignore(self, labels: str) -> None:
+        self.ignore_edit.setText(labels)
+        self._ignore_changed()
+
     # ------------------------------------------------------------------ drawing (GUI timer)
+    @property
+    def frame_rate(self) -> float:
+        """Draws per second that showed new frames, over the last second."""
+        now = time.monotonic()
+        recent = [t for t in self._draws if now - t <= 1.0]
+        return float(len(recent))
+
     def _draw(self, force: bool = False) -> None:
         if not (self.isVisible() or force):
             return
+        fresh = self.spectrogram.pending
         self.spectrogram.draw()
-        if self.bars_box.isVisible() or force:
+        has_clf = self._models.classifier is not None
+        if has_clf and (self.bars_box.isVisible() or force):
             if self.bars.draw() and (top := self.bars.top()) is not None:
                 self.top_label.setText(f"{top[0]}  {int(100 * top[1])}%")
+            if fresh and self.prob_ring.total:
+                labels = self._models.labels
+                hidden = {labels.index(lb) for lb in self.ignored() if lb in labels}
+                dt = self._models.frame_duration_s
+                self.lines.draw(self.prob_ring.latest(), self.prob_ring.total * dt, dt, labels, hidden)
         b = self._last
+        if fresh:
+            now = time.monotonic()
+            self._draws = [t for t in self._draws if now - t <= 1.0] + [now]
         if b is not None:
             dt_ms = 1000 * b.frame_duration_s
             late = f" · {b.late_frames} late frames" if b.late_frames else ""
@@ -426,3 +548,6 @@ class LiveView(QWidget):
                 f"processing: {b.step_ms_mean:.2f} ms per frame (max {b.step_ms_max:.2f}) · "
                 f"{100 * b.step_ms_mean / dt_ms:.1f}% of real time{late}")
             self.position_label.setText(f"{self._frames * b.frame_duration_s:.2f} s")
+            lv = self.level_meter.level_db
+            self.level_label.setText(f"{lv:.0f} dBFS" + (" CLIP" if self.level_meter.clipped else ""))
+            self.fps_label.setText(f"{self.frame_rate:.0f} fps")

@@ -14,7 +14,7 @@ from pathlib import Path
 from core.errors import KwsError, ModelFormatError
 from core.features.featurizer import FeaturizerConfig, build_featurizer
 from core.graph.interpreter import Interpreter
-from core.graph.ir import Graph
+from core.graph.ir import Graph, Node
 from core.models import (
     DEFAULT_CATEGORIES,
     DEFAULT_CLASSIFIER,
@@ -43,6 +43,21 @@ def _load(path: str | os.PathLike, kind: str) -> Graph:
     if found and found != kind:
         raise ModelFormatError(f"{path}: this is a {found} model, not a {kind}")
     return graph
+
+
+def vad_probe(classifier: Graph | None) -> Graph | None:
+    """The part of the classifier that computes its (first) VAD node's 0/1 signal, as a graph of
+    its own (input -> ... -> vad -> output); None when the classifier has no VAD node."""
+    if classifier is None:
+        return None
+    vads = classifier.by_op("vad")
+    if not vads:
+        return None
+    g = classifier.copy()
+    out = g.output_node
+    g.nodes = [n for n in g.nodes if n.op != "output"] + [Node(out.id, "output", [vads[0].id])]
+    g.metadata = {"kind": "vad probe"}
+    return g.prune()
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,17 @@ class ModelSet:
                 f"({Path(self.featurizer_path).name}) emits {self.n_features}"
             )
         return replace(self, classifier=graph, classifier_path=str(path), n_classes=n_out,
+                       classifier_inputs=n_in)
+
+    def with_classifier_graph(self, graph: Graph, path: str | os.PathLike | None = None) -> ModelSet:
+        """A classifier already in memory (e.g. with a tuned VAD); `path` is what the panel shows."""
+        n_in, n_out = _sizes(graph, path or "classifier")
+        if n_in != self.n_features:
+            raise ModelFormatError(
+                f"{path or 'the classifier'}: expects {n_in} features but the featurizer "
+                f"({Path(self.featurizer_path).name}) emits {self.n_features}"
+            )
+        return replace(self, classifier=graph, classifier_path=str(path or "(in memory)"), n_classes=n_out,
                        classifier_inputs=n_in)
 
     def without_classifier(self) -> ModelSet:

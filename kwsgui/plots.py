@@ -104,6 +104,11 @@ class SpectrogramPlot(pg.PlotWidget):
         self.ring.write(to_display(features))
         self._dirty = True
 
+    @property
+    def pending(self) -> bool:
+        """New frames arrived since the last draw."""
+        return self._dirty
+
     def draw(self) -> None:
         if not self._dirty:
             return

@@ -1,0 +1,395 @@
+"""Dataset panel: audio folders -> lists (caps, bad list) -> per-class counts; espeak-ng
+keywords; featurized training/validation/testing datasets with progress, Stop and the skipped
+files. The job functions are plain (Qt-free) compositions of core.data calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PyQt5.QtCore import pyqtSignal
+from PyQt5.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.data.augment import AugmentConfig, NoiseBank
+from core.data.dataset import DatasetConfig, build_dataset, featurizer_info, save_dataset
+from core.data.lists import (
+    CATEGORIES,
+    SPLITS,
+    ListsConfig,
+    check_output_dir,
+    make_lists,
+    read_list,
+    write_lists,
+)
+from core.errors import DataError
+from core.graph.ir import Graph
+from kwsgui.charts import CountsChart
+from kwsgui.jobs import JobContext
+from kwsgui.model_set import BUILTIN
+from kwsgui.widgets import NOTE_STYLE, Panel, PathField, boxed
+
+NOISE_REGIONS = {"training": (0.0, 0.8), "validation": (0.8, 0.9), "testing": (0.9, 1.0)}
+
+
+@dataclass(frozen=True)
+class ListsReport:
+    outdir: str
+    categories: tuple[str, ...]
+    counts: dict  # split -> {class: files}
+    bad_removed: int
+    capped: dict
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    outdir: str
+    files: tuple[str, ...]
+    counts: dict  # split -> {class: rows}
+    skipped: tuple[tuple[str, str], ...]  # (path, reason)
+
+
+def lists_job(folders: list[str], outdir: str, cfg: ListsConfig, ctx: JobContext) -> ListsReport:
+    ctx.stage("scanning folders")
+    lists = make_lists(folders, cfg)
+    ctx.check()
+    ctx.stage("writing lists")
+    paths = write_lists(lists, check_output_dir(outdir), cfg)
+    counts = {s: {c: 0 for c in lists.categories} for s in SPLITS}
+    for s in SPLITS:
+        for p in getattr(lists, s):
+            counts[s][p.parent.name] = counts[s].get(p.parent.name, 0) + 1
+    for s in SPLITS:
+        ctx.log(f"{paths[s].name}: {len(getattr(lists, s))} files")
+    return ListsReport(str(outdir), lists.categories, counts, lists.bad_removed, dict(lists.capped))
+
+
+def build_job(lists_dir: str, outdir: str, featurizer: Graph, fmeta: dict, dcfg: DatasetConfig,
+              aug: AugmentConfig, noise_dir: str | None, jobs: int, ctx: JobContext) -> BuildReport:
+    """training/validation/testing.npz from the lists in `lists_dir` (as `kws dataset --lists`):
+    augmentation and background rows go to training only; noise is cut 80/10/10 in time."""
+    base, out = Path(lists_dir), check_output_dir(outdir)
+    from core.models import load_categories
+
+    cats = load_categories(base / CATEGORIES)
+    noise = NoiseBank.load(noise_dir, fmeta["sample_rate"]) if noise_dir else None
+    if (aug.noise_fraction > 0 or dcfg.background_rows) and noise is None:
+        raise DataError("noise mixing and background rows need a noise folder")
+    todo = []
+    for split in SPLITS:
+        lp = base / f"{split}_list.txt"
+        entries = [(e.path, e.label) for e in read_list(lp)] if lp.is_file() else []
+        if split == "training" and not entries:
+            raise DataError(f"{lp}: missing or empty: make the lists first")
+        if entries:
+            todo.append((split, lp, entries))
+    total = sum(len(e) for _, _, e in todo) + (1 if dcfg.background_rows else 0)
+    done_before, files, counts, skipped = 0, [], {}, []
+    for split, lp, entries in todo:
+        train = split == "training"
+        lo, hi = NOISE_REGIONS[split]
+
+        def progress(done, _total, offset=done_before, split=split):
+            ctx.progress(offset + done, total, split)
+
+        result = build_dataset(
+            entries, cats, featurizer, fmeta,
+            config=dcfg if train else DatasetConfig(dcfg.window_frames, dcfg.shift_frames, dcfg.seed),
+            augment_config=aug if train else AugmentConfig(), noise=noise.region(lo, hi) if noise else None,
+            jobs=jobs, list_file=str(lp),
+            extra_meta={"list_file": str(lp.absolute()), "noise_dir": noise_dir},
+            progress=progress, cancel=ctx.cancel)
+        done_before += len(entries) + (1 if train and dcfg.background_rows else 0)
+        path = save_dataset(out / f"{split}.npz", result.dataset)  # atomic
+        files.append(str(path))
+        counts[split] = result.dataset.counts()
+        skipped += result.skipped
+        ctx.log(f"{path.name}: {len(result.dataset)} rows from {result.dataset.meta['files_used']}/"
+                f"{len(entries)} files" + (f", {len(result.skipped)} skipped" if result.skipped else ""))
+    return BuildReport(str(out), tuple(files), counts, tuple(skipped))
+
+
+def synth_job(words: list[str], outdir: str, per_word: int, jobs: int, ctx: JobContext):
+    from core.data.synth import SynthConfig, synthesize
+
+    ctx.stage("finding espeak-ng voices")
+    out = check_output_dir(outdir)
+    return synthesize(words, out, SynthConfig(per_word=per_word), jobs=jobs, progress=ctx.progress,
+                      cancel=ctx.cancel)
+
+
+class DatasetPanel(Panel):
+    title = "Dataset"
+    dataset_built = pyqtSignal(str)  # the folder with training/validation/testing.npz
+
+    def __init__(self, parent: QWidget | None = None, *, settings, live=None):
+        super().__init__(parent, settings=settings)
+        self.live = live
+        self.lists_report: ListsReport | None = None
+        self.build_report: BuildReport | None = None
+        s = settings
+
+        self.folders = QListWidget()
+        self.folders.setMaximumHeight(90)
+        for f in (s.value("dataset/folders", []) or []):
+            self.folders.addItem(str(f))
+        add, remove = QPushButton("Add folder…"), QPushButton("Remove")
+        add.clicked.connect(self._add_folder)
+        remove.clicked.connect(self._remove_folder)
+        self.lists_out = PathField(s, "dataset/lists_dir", mode="dir", caption="Where the lists go",
+                                   placeholder="folder for training/validation/testing lists")
+        self.max_files = QSpinBox()
+        self.max_files.setRange(0, 100000)
+        self.max_files.setSpecialValueText("all")
+        self.max_files.setValue(int(s.value("dataset/max_files", 0)))
+        self.bad_list = PathField(s, "dataset/bad_list", caption="Bad list",
+                                  placeholder="optional: files to leave out")
+        self.val_pct, self.test_pct = QDoubleSpinBox(), QDoubleSpinBox()
+        for box, key in ((self.val_pct, "val_pct"), (self.test_pct, "test_pct")):
+            box.setRange(0.0, 49.0)
+            box.setSuffix(" %")
+            box.setValue(float(s.value(f"dataset/{key}", 10.0)))
+        self.background = QLineEdit(str(s.value("dataset/background", "")))
+        self.background.setPlaceholderText("optional class 0, e.g. background_noise")
+        self.lists_button = QPushButton("Make lists")
+        self.lists_button.clicked.connect(self.make_lists)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folders, 1)
+        col = QVBoxLayout()
+        col.addWidget(add)
+        col.addWidget(remove)
+        col.addStretch(1)
+        folder_row.addLayout(col)
+        lf = QFormLayout()
+        lf.addRow("Lists folder", self.lists_out)
+        lf.addRow("Max files per word", self.max_files)
+        lf.addRow("Bad list", self.bad_list)
+        pct = QHBoxLayout()
+        pct.addWidget(QLabel("validation"))
+        pct.addWidget(self.val_pct)
+        pct.addWidget(QLabel("testing"))
+        pct.addWidget(self.test_pct)
+        lf.addRow("Split (by speaker)", pct)
+        lf.addRow("Background class", self.background)
+        lists_box = boxed("1. Lists from audio folders (word/*.wav)", folder_row, lf, self.lists_button)
+
+        self.words = QLineEdit(str(s.value("dataset/synth_words", "yes,no,seven")))
+        self.per_word = QSpinBox()
+        self.per_word.setRange(1, 10000)
+        self.per_word.setValue(int(s.value("dataset/synth_per_word", 20)))
+        self.synth_out = PathField(s, "dataset/synth_dir", mode="dir", caption="Synthesized words go to")
+        self.synth_button = QPushButton("Synthesize with espeak-ng")
+        self.synth_button.clicked.connect(self.synthesize)
+        sf = QFormLayout()
+        sf.addRow("Words", self.words)
+        sf.addRow("Clips per word", self.per_word)
+        sf.addRow("Output folder", self.synth_out)
+        synth_box = boxed("Synthetic keywords (optional)", sf, self.synth_button)
+
+        self.window_frames, self.shift_frames = QSpinBox(), QSpinBox()
+        self.bg_rows, self.jobs = QSpinBox(), QSpinBox()
+        for box, key, lo, hi, default in ((self.window_frames, "window", 1, 1000, 40),
+                                          (self.shift_frames, "shift", 1, 1000, 40),
+                                          (self.bg_rows, "bg_rows", 0, 1_000_000, 0),
+                                          (self.jobs, "jobs", 1, 64, 1)):
+            box.setRange(lo, hi)
+            box.setValue(int(s.value(f"dataset/{key}", default)))
+        self.noise_dir = PathField(s, "dataset/noise_dir", mode="dir", caption="Noise recordings",
+                                   placeholder="optional: _background_noise_ folder")
+        self.noise_fraction = QDoubleSpinBox()
+        self.noise_fraction.setRange(0.0, 1.0)
+        self.noise_fraction.setSingleStep(0.1)
+        self.noise_fraction.setValue(float(s.value("dataset/noise_fraction", 0.0)))
+        self.dataset_out = PathField(s, "dataset/out_dir", mode="dir", caption="Datasets go to")
+        self.featurizer_label = QLabel()
+        self.featurizer_label.setStyleSheet(NOTE_STYLE)
+        self.build_button = QPushButton("Build datasets")
+        self.build_button.clicked.connect(self.build)
+        grid = QGridLayout()
+        fields = (("Window frames", self.window_frames), ("Shift frames", self.shift_frames),
+                  ("Noise fraction", self.noise_fraction), ("Background rows", self.bg_rows),
+                  ("Worker processes", self.jobs))
+        for r, (label, w) in enumerate(fields):
+            grid.addWidget(QLabel(label), r // 2, 2 * (r % 2))
+            grid.addWidget(w, r // 2, 2 * (r % 2) + 1)
+        bf = QFormLayout()
+        bf.addRow("Noise folder", self.noise_dir)
+        bf.addRow("Output folder", self.dataset_out)
+        build_box = boxed("2. Featurized datasets (training / validation / testing .npz)",
+                          self.featurizer_label, grid, bf, self.build_button)
+
+        self.chart = CountsChart()
+        self.chart_title = QLabel("Files per class")
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.skipped = QListWidget()
+        self.skipped.setMaximumHeight(110)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.chart_title)
+        rl.addWidget(self.chart, 1)
+        rl.addWidget(self.summary)
+        rl.addWidget(QLabel("Skipped files"))
+        rl.addWidget(self.skipped)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        for w in (lists_box, synth_box, build_box):
+            ll.addWidget(w)
+        ll.addStretch(1)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.error)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.job_bar)
+        if live is not None:
+            live.models_changed.connect(lambda _m: self._show_featurizer())
+        self._show_featurizer()
+
+    # ------------------------------------------------------------------ helpers
+    def set_busy(self, busy: bool) -> None:
+        for b in (self.lists_button, self.synth_button, self.build_button):
+            b.setEnabled(not busy)
+
+    def _show_featurizer(self) -> None:
+        m = self.live.models if self.live is not None else None
+        name = "built-in" if m is None or m.featurizer_path == BUILTIN else Path(m.featurizer_path).name
+        self.featurizer_label.setText(f"Featurizer: {name} (the live view's; load another there)")
+
+    def folder_list(self) -> list[str]:
+        return [self.folders.item(i).text() for i in range(self.folders.count())]
+
+    def add_folder(self, path: str | Path) -> None:
+        path = str(path)
+        if path not in self.folder_list():
+            self.folders.addItem(path)
+        self.remember("dataset/folders", self.folder_list())
+
+    def _add_folder(self) -> None:
+        from PyQt5.QtWidgets import QFileDialog
+
+        path = QFileDialog.getExistingDirectory(self, "Audio folder (word sub-folders)",
+                                                str(self.setting("dirs/last", "")))
+        if path:
+            self.add_folder(path)
+
+    def _remove_folder(self) -> None:
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))
+        self.remember("dataset/folders", self.folder_list())
+
+    def _save_settings(self) -> None:
+        boxes = (("max_files", self.max_files), ("val_pct", self.val_pct), ("test_pct", self.test_pct),
+                 ("window", self.window_frames), ("shift", self.shift_frames), ("bg_rows", self.bg_rows),
+                 ("jobs", self.jobs), ("noise_fraction", self.noise_fraction),
+                 ("synth_per_word", self.per_word))
+        for key, box in boxes:
+            self.remember(f"dataset/{key}", box.value())
+        self.remember("dataset/background", self.background.text())
+        self.remember("dataset/synth_words", self.words.text())
+
+    # ------------------------------------------------------------------ jobs
+    def make_lists(self) -> bool:
+        self._save_settings()
+        folders, out = self.folder_list(), self.lists_out.text()
+        if not folders:
+            self.show_error("add at least one audio folder (word sub-folders of wavs)")
+            return False
+        if not out:
+            self.show_error("choose the lists folder")
+            return False
+        try:
+            cfg = ListsConfig(max_files_per_dir=self.max_files.value() or None,
+                              validation_percent=self.val_pct.value(), testing_percent=self.test_pct.value(),
+                              bad_list=self.bad_list.text() or None,
+                              background_class=self.background.text().strip() or None)
+        except ValueError as e:
+            self.show_error(str(e))
+            return False
+        return self.run_job("Make lists", lambda ctx: lists_job(folders, out, cfg, ctx),
+                            on_result=self._lists_done)
+
+    def _lists_done(self, r: ListsReport) -> None:
+        self.lists_report = r
+        self.chart_title.setText(f"Files per class ({len(r.categories)} classes) in {r.outdir}")
+        self.chart.set_counts(r.counts)
+        tot = {s: sum(c.values()) for s, c in r.counts.items()}
+        extra = f"; {r.bad_removed} bad files left out" if r.bad_removed else ""
+        caps = ", ".join(f"{w} {k}/{a}" for w, (k, a) in r.capped.items())
+        capped = f"; capped: {caps}" if caps else ""
+        self.summary.setText(f"{tot['training']} training, {tot['validation']} validation, "
+                             f"{tot['testing']} testing files{extra}{capped}")
+        if not self.dataset_out.text():
+            self.dataset_out.set_path(r.outdir)
+
+    def synthesize(self) -> bool:
+        self._save_settings()
+        words = [w.strip() for w in self.words.text().split(",") if w.strip()]
+        out = self.synth_out.text()
+        if not words or not out:
+            self.show_error("give words (comma-separated) and an output folder")
+            return False
+        per, jobs = self.per_word.value(), self.jobs.value()
+        return self.run_job("Synthesize", lambda ctx: synth_job(words, out, per, max(2, jobs), ctx),
+                            on_result=lambda r: self._synth_done(out, r))
+
+    def _synth_done(self, out: str, result) -> None:
+        self.summary.setText(f"synthesized {len(result.written)} clips into {out}")
+        self.skipped.clear()
+        for _, reason in result.skipped:
+            self.skipped.addItem(reason)
+        if result.written:
+            self.add_folder(out)
+
+    def build(self) -> bool:
+        self._save_settings()
+        lists_dir, out = self.lists_out.text(), self.dataset_out.text() or self.lists_out.text()
+        if not lists_dir:
+            self.show_error("make (or choose) the lists first")
+            return False
+        m = self.live.models if self.live is not None else None
+        if m is None:
+            from kwsgui.model_set import ModelSet
+
+            m = ModelSet.builtin()
+        try:
+            path = None if m.featurizer_path == BUILTIN else m.featurizer_path
+            fmeta = featurizer_info(m.featurizer, path)
+            dcfg = DatasetConfig(window_frames=self.window_frames.value(),
+                                 shift_frames=self.shift_frames.value(), background_rows=self.bg_rows.value())
+            aug = AugmentConfig(noise_fraction=self.noise_fraction.value())
+        except (ValueError, DataError) as e:
+            self.show_error(str(e))
+            return False
+        graph, noise, jobs = m.featurizer, self.noise_dir.text() or None, self.jobs.value()
+        self.skipped.clear()
+        return self.run_job("Build datasets",
+                            lambda ctx: build_job(lists_dir, out, graph, fmeta, dcfg, aug, noise, jobs, ctx),
+                            on_result=self._build_done)
+
+    def _build_done(self, r: BuildReport) -> None:
+        self.build_report = r
+        self.chart_title.setText(f"Rows per class in {r.outdir}")
+        self.chart.set_counts(r.counts)
+        rows = ", ".join(f"{s} {sum(c.values())}" for s, c in r.counts.items())
+        self.summary.setText(f"wrote {', '.join(Path(f).name for f in r.files)}: rows {rows}; "
+                             f"{len(r.skipped)} files skipped")
+        for path, reason in r.skipped:
+            self.skipped.addItem(reason if path in reason else f"{path}: {reason}")
+        self.dataset_built.emit(r.outdir)

@@ -1,0 +1,97 @@
+"""Dataset panel end to end (offscreen): lists from a small folder of real clips (plus a broken
+wav), the per-class chart, featurized datasets through the real core, skipped files, Stop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.data.dataset import load_dataset
+
+WORDS = ("seven", "yes", "no")
+JOB_MS = 60_000
+
+
+@pytest.fixture
+def audio_dir(tmp_path, data_dir):
+    """3 words x 10 real Speech Commands clips (symlinked) and one broken wav."""
+    root = tmp_path / "audio"
+    for w in WORDS:
+        (root / w).mkdir(parents=True)
+        for f in sorted((data_dir / "speech_commands_v0.01_sample" / w).glob("*.wav")):
+            (root / w / f.name).symlink_to(f)
+    (root / "yes" / "broken_nohash_0.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    return root
+
+
+@pytest.fixture
+def panel(qtbot, settings):
+    from kwsgui.dataset_panel import DatasetPanel
+
+    p = DatasetPanel(settings=settings)
+    qtbot.addWidget(p)
+    p.resize(1100, 700)
+    p.show()
+    yield p
+    p.shutdown()
+
+
+def run(qtbot, panel, start):
+    with qtbot.waitSignal(panel.job_finished, timeout=JOB_MS) as blocker:
+        assert start(), panel.error.text()
+    return blocker.args[0]
+
+
+def test_lists_then_datasets(qtbot, panel, audio_dir, tmp_path):
+    panel.add_folder(audio_dir)
+    panel.lists_out.set_path(tmp_path / "lists")
+    panel.val_pct.setValue(20.0)
+    panel.test_pct.setValue(20.0)
+    summary = run(qtbot, panel, panel.make_lists)
+    assert summary.completed, panel.error.text()
+    r = panel.lists_report
+    assert r.categories == tuple(sorted(WORDS))
+    files = sum(panel.chart.total(s) for s in ("training", "validation", "testing"))
+    assert files == 31 and panel.chart.total("training") > 0
+    assert (tmp_path / "lists" / "training_list.txt").is_file()
+    assert panel.dataset_out.text() == str(tmp_path / "lists")  # filled in for the next step
+
+    out = tmp_path / "datasets"
+    panel.dataset_out.set_path(out)
+    built = []
+    panel.dataset_built.connect(built.append)
+    summary = run(qtbot, panel, panel.build)
+    assert summary.completed, panel.error.text()
+    assert built == [str(out)]
+    train = load_dataset(out / "training.npz")
+    assert train.features.shape[1:] == (40, 80) and np.isfinite(train.features).all()
+    rows = sum(sum(c.values()) for c in panel.build_report.counts.values())
+    assert rows == 30  # one row per 1 s clip; the broken file gave none
+    assert panel.skipped.count() == 1 and "broken_nohash_0.wav" in panel.skipped.item(0).text()
+    assert "1 files skipped" in panel.summary.text()
+    assert panel.job_bar.bar.value() == 1000 and panel.build_button.isEnabled()
+
+
+def test_stop_writes_nothing_and_errors_show_once(qtbot, panel, audio_dir, tmp_path):
+    panel.add_folder(audio_dir)
+    panel.lists_out.set_path(tmp_path / "lists")
+    assert run(qtbot, panel, panel.make_lists).completed
+    out = tmp_path / "stopped"
+    panel.dataset_out.set_path(out)
+
+    def start_and_stop():
+        ok = panel.build()
+        panel.stop_job()
+        return ok
+
+    summary = run(qtbot, panel, start_and_stop)
+    assert summary.cancelled and not summary.completed
+    assert not (out / "training.npz").exists() and panel.error.isHidden()
+
+    failures = []
+    panel.job_failed.connect(failures.append)
+    panel.bad_list.set_path(tmp_path / "no_such_bad_list.txt")
+    summary = run(qtbot, panel, panel.make_lists)
+    assert summary.error and "no_such_bad_list.txt" in summary.error
+    assert failures == [summary.error] and panel.error.isVisible()
+    assert panel.lists_button.isEnabled()
