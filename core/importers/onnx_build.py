@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from core.errors import ModelImportError
+from core.errors import ModelFormatError, ModelImportError
 from core.graph.ir import Node
 from core.graph.ops import OPS
 from core.importers.onnx_values import TIME, Bad, Const, Poison, StateIn, Stream, squeezed
@@ -146,9 +146,10 @@ class Builder:
         if name == "":
             return None
         if name not in self.values:
-            self.fail(
-                f"input {name!r} is not defined by any earlier node, initializer or graph input "
-                "(malformed or truncated model)"
+            where = f" node {node_label(self.current)!r}" if self.current is not None else ""
+            raise ModelFormatError(
+                f"{self.name}:{where}: input {name!r} is not defined by any earlier node, "
+                "initializer or graph input (malformed or truncated model)"
             )
         return self.values[name]
 

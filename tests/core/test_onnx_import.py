@@ -542,6 +542,12 @@ def test_unsupported_ops_are_listed_in_one_error(tmp_path):
     assert str(p) in msg and "Cos (cos_1)" in msg and "Erf (erf_1, erf_2)" in msg and "Relu" not in msg
 
 
+def test_dangling_tensor_reference_is_a_format_error(tmp_path):
+    p = _tiny(tmp_path / "d.onnx", [helper.make_node("Add", ["x", "nowhere"], ["y"], name="add_1")])
+    with pytest.raises(ModelFormatError, match="'nowhere' is not defined"):
+        load_onnx(p)
+
+
 def test_unsupported_opset_is_refused(tmp_path):
     p = _tiny(tmp_path / "old.onnx", [helper.make_node("Relu", ["x"], ["y"])], opset=5)
     with pytest.raises(ModelImportError, match="opset 5 is not supported"):
