@@ -1,8 +1,14 @@
-"""Time featurizer + classifier per frame in our runtimes beside the peers (numpy, PyTorch,
-onnxruntime), in one run. Speed claims live here, never in tests."""
+"""Time featurizer + classifier per frame in our runtimes (compiled native code, numpy
+interpreter) beside the peers (onnxruntime streaming with state in/out, PyTorch eager, plain
+numpy, OpenBLAS reading the same weights), in one run, for two models: the ELL tutorial recipe
+(80 mel, 512 window, 2 x GRU 128, 31 classes; random weights, seeded) and the real DevKit model
+(../shared/data). Prints multiply-adds and weight bytes per frame and the achieved GFLOP/s and
+weight bandwidth, so the distance to the machine's limit is visible. Speed claims live here,
+never in tests."""
 
 from __future__ import annotations
 
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -13,10 +19,14 @@ DEVKIT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ell_d
 
 
 def add_arguments(p):
-    p.add_argument("--featurizer", "-f", help="featurizer model (default: the DevKit featurizer.ell)")
-    p.add_argument("--classifier", "-c", help="classifier model (default: the DevKit classifier.ell)")
+    p.add_argument("--featurizer", "-f", help="also time this featurizer ...")
+    p.add_argument("--classifier", "-c", help="... with this classifier")
+    p.add_argument(
+        "--models", default="ell,devkit", help="built-in model sets to time: ell,devkit (default both)"
+    )
     p.add_argument("--frames", type=int, default=2000, help="frames per measurement (2000)")
     p.add_argument("--threads", type=int, default=1, help="threads for the peers (1)")
+    p.add_argument("--no-peers", action="store_true", help="skip onnxruntime and PyTorch")
 
 
 def per_frame_us(fn, frames: int, repeat: int = 3) -> float:
@@ -30,57 +40,181 @@ def per_frame_us(fn, frames: int, repeat: int = 3) -> float:
     return best * 1e6
 
 
-def _row(name: str, us: float, note: str = "") -> None:
-    print(f"  {name:<44} {us:10.1f} us/frame  {note}")
+def block_us(fn, frames: int, repeat: int = 5) -> float:
+    """Best of `repeat` single calls covering `frames` frames, in microseconds per frame."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best / frames * 1e6
 
 
-def main(args) -> int:
-    from core import models
+def ell_recipe(seed: int = 0):
+    """The ELL tutorial recipe with random weights: 80 mel / 512 window + GRU128 x 2 + dense 31."""
+    from core.features.featurizer import FeaturizerConfig, build_featurizer
+    from core.graph.ir import chain
+
+    rng = np.random.default_rng(seed)
+
+    def u(shape, s):
+        return rng.uniform(-s, s, shape).astype(np.float32)
+
+    def gru(n_in, hid):
+        s = 1 / np.sqrt(hid)
+        return (
+            "gru",
+            {"hidden_size": hid, "gate_activation": "sigmoid"},
+            {
+                "w_ih": u((3 * hid, n_in), s),
+                "w_hh": u((3 * hid, hid), s),
+                "b_ih": u(3 * hid, s),
+                "b_hh": u(3 * hid, s),
+            },
+        )
+
+    feat = build_featurizer(
+        FeaturizerConfig(sample_rate=16000, window_size=512, hop_length=512, n_filters=80)
+    )
+    clf = chain(
+        [
+            ("input", {"size": 80}, {}),
+            gru(80, 128),
+            gru(128, 128),
+            ("dense", {}, {"weight": u((31, 128), 0.1), "bias": u(31, 0.1)}),
+            ("softmax", {}, {}),
+            ("output", {}, {}),
+        ],
+        {"kind": "classifier", "categories": [f"c{i}" for i in range(31)]},
+    )
+    return feat, clf
+
+
+class Table:
+    def __init__(self, macs: dict[str, int], weight_bytes: dict[str, int]):
+        self.macs, self.weight_bytes = macs, weight_bytes
+        self.rows: dict[str, dict[str, float]] = {}
+        print(f"  {'runtime':<44}{'featurizer':>12}{'classifier':>12}{'both':>12}{'GFLOP/s':>9}{'GB/s':>7}")
+
+    def row(
+        self,
+        name: str,
+        feat: float | None = None,
+        clf: float | None = None,
+        both: float | None = None,
+        note: str = "",
+    ) -> None:
+        self.rows[name] = {"featurizer": feat, "classifier": clf, "both": both}
+
+        def cell(v):
+            return f"{v:9.1f} us" if v is not None else f"{'-':>12}"
+
+        key, t = (
+            ("both", both)
+            if both is not None
+            else ("classifier", clf)
+            if clf is not None
+            else ("featurizer", feat)
+        )
+        macs = sum(self.macs.values()) if key == "both" else self.macs.get(key, 0)
+        wbytes = sum(self.weight_bytes.values()) if key == "both" else self.weight_bytes.get(key, 0)
+        gflops = f"{2 * macs / (t * 1e3):9.1f}" if t else f"{'':>9}"
+        gbs = f"{wbytes / (t * 1e3):7.1f}" if t and wbytes else f"{'':>7}"
+        print(f"  {name:<44}{cell(feat)}{cell(clf)}{cell(both)}{gflops}{gbs}  {note}".rstrip(), flush=True)
+
+
+def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers: bool) -> dict:
+    from core.compiler.runtime import CompiledModel
     from core.graph.interpreter import Interpreter
     from core.graph.summary import stats
 
-    feat_path = args.featurizer or DEVKIT / "featurizer.ell"
-    clf_path = args.classifier or DEVKIT / "classifier.ell"
-    featurizer, classifier = models.load_model(feat_path), models.load_model(clf_path)
     rng = np.random.default_rng(0)
-    n = args.frames
     audio = (rng.standard_normal((n, featurizer.input_size)) * 0.1).astype(np.float32)
-    feats = rng.standard_normal((n, classifier.input_size)).astype(np.float32)
-    s = stats(classifier)
-    print(f"models: {feat_path} + {clf_path}")
-    print(f"classifier: {s['params']} parameters, {s['weight_bytes'] / 1024:.0f} KiB weights, "
-          f"{s['macs']} MACs/frame; featurizer {stats(featurizer)['macs']} MACs/frame")
+    fs, cs = stats(featurizer), stats(classifier)
+    print(f"\n== {title}")
+    print(
+        f"   per frame: featurizer {fs['macs']:,} multiply-adds, {fs['weight_bytes'] / 1024:.0f} KiB tables; "
+        f"classifier {cs['macs']:,} multiply-adds, {cs['weight_bytes'] / 1024:.0f} KiB weights"
+    )
+    feats = Interpreter(featurizer).run(audio)
+    t = Table(
+        {"featurizer": fs["macs"], "classifier": cs["macs"]},
+        {"featurizer": 0, "classifier": cs["weight_bytes"]},
+    )
 
-    print("featurizer (one hop in, one frame out):")
-    fi = Interpreter(featurizer)
-    _row("kwsgui interpreter (numpy)", per_frame_us(lambda i: fi.step(audio[i]), n))
-    fb = featurizer.by_op("filterbank")[0].params["weights"].T.astype(np.float32)
-    win = np.hamming(featurizer.by_op("frame_buffer")[0].attrs["window_size"]).astype(np.float32)
+    t0 = time.perf_counter()
+    cf, cc = CompiledModel(featurizer, "bench_f"), CompiledModel(classifier, "bench_c")
+    both = CompiledModel([featurizer, classifier], "bench_fc")
+    compile_s = time.perf_counter() - t0
+
+    def native_step(m, x):
+        def f(i):
+            m._in[:] = x[i]
+            m.step_raw()
+
+        return f
+
+    t.row(
+        "compiled, one native call per frame",
+        per_frame_us(native_step(cf, audio), n),
+        per_frame_us(native_step(cc, feats), n),
+        per_frame_us(native_step(both, audio), n),
+        f"(compiled in {compile_s:.1f} s)",
+    )
+    out_f, out_c = np.empty((n, cf.output_size), np.float32), np.empty((n, cc.output_size), np.float32)
+    t.row(
+        f"compiled, one call per block of {n} frames",
+        block_us(lambda: cf.run_into(audio, out_f), n),
+        block_us(lambda: cc.run_into(feats, out_c), n),
+        block_us(lambda: both.run_into(audio, out_c), n),
+    )
+    m = min(n, 500)
+    fi, ci = Interpreter(featurizer), Interpreter(classifier)
+    fi2, ci2 = Interpreter(featurizer), Interpreter(classifier)
+    t.row(
+        "numpy interpreter (step per frame)",
+        per_frame_us(lambda i: fi.step(audio[i]), m),
+        per_frame_us(lambda i: ci.step(feats[i]), m),
+        per_frame_us(lambda i: ci2.step(fi2.step(audio[i])), m),
+    )
+    _numpy_featurizer(t, featurizer, audio, n)
+    if peers:
+        try:
+            _peers(t, classifier, feats, n, threads)
+        except ImportError as e:
+            print(f"  (peers unavailable: {e})")
+    _blas_limit(t, classifier, feats, n)
+    comp = t.rows["compiled, one native call per frame"]
+    ort = t.rows.get("onnxruntime (streaming, state in/out)", {}).get("classifier")
+    if ort:
+        print(
+            f"  compiled vs onnxruntime, classifier per frame: {ort / comp['classifier']:.1f}x faster; "
+            f"featurizer + classifier: {comp['both']:.1f} us per frame "
+            f"({featurizer.input_size / _rate(featurizer) / (comp['both'] * 1e-6):.0f}x real time)"
+        )
+    return t.rows
+
+
+def _numpy_featurizer(t: Table, featurizer, audio, n) -> None:
+    fbs, fbufs = featurizer.by_op("filterbank"), featurizer.by_op("frame_buffer")
+    if not fbs or not fbufs:
+        return
+    fb = fbs[0].params["weights"].T.astype(np.float32)
+    win = np.hamming(fbufs[0].attrs["window_size"]).astype(np.float32)
     buf = np.zeros(len(win), np.float32)
     hop = featurizer.input_size
+    nfft = featurizer.by_op("fft_mag")[0].attrs["n_fft"]
 
     def numpy_feat(i):
-        buf[:-hop] = buf[hop:]
-        buf[-hop:] = audio[i]
-        np.log(np.abs(np.fft.rfft(buf * win)) @ fb + 1)
+        if hop < len(buf):
+            buf[:-hop] = buf[hop:]
+        buf[-hop:] = audio[i][-len(buf) :]
+        np.log(np.abs(np.fft.rfft(buf * win, nfft))[: fb.shape[0]] @ fb + 1)
 
-    _row("plain numpy (rfft + mel + log)", per_frame_us(numpy_feat, n), "peer")
-
-    print("classifier (one feature frame in, probabilities out, state kept):")
-    ci = Interpreter(classifier)
-    _row("kwsgui interpreter (numpy)", per_frame_us(lambda i: ci.step(feats[i]), n))
-    try:
-        _bench_peers(classifier, feats, n, args.threads)
-    except ImportError as e:
-        print(f"  (peers unavailable: {e})")
-
-    print("featurizer + classifier:")
-    both = Interpreter(featurizer), Interpreter(classifier)
-    _row("kwsgui interpreter (numpy)", per_frame_us(lambda i: both[1].step(both[0].step(audio[i])), n))
-    return 0
+    t.row("plain numpy (rfft + mel + log)", feat=per_frame_us(numpy_feat, n), note="peer")
 
 
-def _bench_peers(classifier, feats, n, threads):
+def _peers(t: Table, classifier, feats, n, threads) -> None:
     import onnxruntime as ort
     import torch
 
@@ -88,10 +222,18 @@ def _bench_peers(classifier, feats, n, threads):
 
     torch.set_num_threads(threads)
     g = sigmoid_gated(classifier)
-    note = "peer (sigmoid gates)" if g is not classifier else "peer"
+    note = (
+        "peer"
+        + (
+            " (sigmoid gates)"
+            if any(n.attrs.get("gate_activation") == "hard_sigmoid" for n in classifier.nodes)
+            else ""
+        )
+        + (", no VAD" if classifier.by_op("vad") else "")
+    )
     m = build_module(g)
     state = m.initial_state()
-    xt = torch.from_numpy(feats).reshape(n, 1, 1, -1)
+    xt = torch.from_numpy(feats).reshape(len(feats), 1, 1, -1)
 
     def torch_step(i):
         nonlocal state
@@ -99,7 +241,7 @@ def _bench_peers(classifier, feats, n, threads):
             out = m(xt[i], *state)
         state = list(out[1:])
 
-    _row("PyTorch eager", per_frame_us(torch_step, n), note)
+    t.row("PyTorch eager", clf=per_frame_us(torch_step, min(n, 1000)), note=note)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "clf.onnx"
         names = export_streaming_onnx(g, path)
@@ -108,11 +250,88 @@ def _bench_peers(classifier, feats, n, threads):
         so.inter_op_num_threads = 1
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         st = {k: v.numpy() for k, v in zip(names, m.initial_state())}
-        xs = feats.reshape(n, 1, 1, -1)
+        xs = feats.reshape(len(feats), 1, 1, -1)
 
         def ort_step(i):
             out = sess.run(None, {"x": xs[i], **st})
             for k, v in zip(names, out[1:]):
                 st[k] = v
 
-        _row("onnxruntime (streaming, state in/out)", per_frame_us(ort_step, n), note)
+        t.row("onnxruntime (streaming, state in/out)", clf=per_frame_us(ort_step, n), note=note)
+
+
+def _blas_limit(t: Table, classifier, feats, n) -> None:
+    """OpenBLAS GEMVs over the classifier's weight matrices, nothing else: a practical floor for
+    a frame whose weights stream from cache once (numpy call overhead included)."""
+    mats = [
+        (p.astype(np.float32), None)
+        for node in classifier.nodes
+        for k, p in node.params.items()
+        if p.ndim == 2
+    ]
+    if not mats:
+        return
+    vecs = [np.ones(w.shape[1], np.float32) for w, _ in mats]
+
+    def gemvs(i):
+        for (w, _), v in zip(mats, vecs):
+            np.dot(w, v)
+
+    t.row("OpenBLAS sgemv over the same weights (floor)", clf=per_frame_us(gemvs, n), note="limit")
+
+
+def main(args) -> int:
+    from core import models
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {_cpu_name()}; one thread; "
+        f"{args.frames} frames per measurement, best of 3"
+    )
+    sets = []
+    wanted = {s.strip() for s in args.models.split(",") if s.strip()}
+    if "ell" in wanted:
+        sets.append(
+            (
+                "ELL recipe: 80 mel (512 window, 512 hop) + 2 x GRU 128 + dense 31, random weights (seed 0)",
+                *ell_recipe(),
+            )
+        )
+    if "devkit" in wanted:
+        if (DEVKIT / "classifier.ell").exists():
+            sets.append(
+                (
+                    "ELL DevKit model (../shared/data): 80 mel + VAD + 2 x GRU 100 (hard sigmoid) + dense 31",
+                    models.load_model(DEVKIT / "featurizer.ell"),
+                    models.load_model(DEVKIT / "classifier.ell"),
+                )
+            )
+        else:
+            print(f"(DevKit model not found at {DEVKIT}: skipped)")
+    if args.featurizer or args.classifier:
+        if not (args.featurizer and args.classifier):
+            raise SystemExit("kws bench: --featurizer and --classifier go together")
+        sets.append(
+            (
+                f"{args.featurizer} + {args.classifier}",
+                models.load_model(args.featurizer),
+                models.load_model(args.classifier),
+            )
+        )
+    for title, f, c in sets:
+        bench_model(title, f, c, args.frames, args.threads, not args.no_peers)
+    return 0
+
+
+def _rate(featurizer) -> int:
+    meta = featurizer.metadata
+    return int(meta.get("sample_rate") or (meta.get("featurizer") or {}).get("sample_rate") or 16000)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"

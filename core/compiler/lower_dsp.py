@@ -153,27 +153,63 @@ class FftMag(OpLowering):
             src = k.r["pad"]
         re, im = k.r["re"], k.r["im"]
         rev = m.const_array(f"fft_rev_{n}", 2 * _bitrev(bits, h), "i32")
-        with fn.loop("0", str(h), hint="gather") as i:
-            j = fn.load_at("i32", rev, i, "j")
-            j1 = fn.iop("or", j, "1")
-            fn.store_at(d, self._ext(fn, fn.load_at("float", src, j)), re, i)
-            fn.store_at(d, self._ext(fn, fn.load_at("float", src, j1)), im, i)
         # twiddles of all stages in one table: stage with half-span s uses entries [s, 2s)
         tw = np.ones(max(h, 1), np.complex128)
         s = 1
         while s < h:
             tw[s : 2 * s] = np.exp(-2j * np.pi * np.arange(s) / (2 * s))
             s *= 2
+        if h >= 2:  # bit-reversed gather fused with the first stage (twiddle 1)
+            with fn.loop("0", str(h), step=2, hint="gather") as a:
+                b = fn.iop("or", a, "1")
+                ja, jb = fn.load_at("i32", rev, a, "j"), fn.load_at("i32", rev, b, "j")
+                ar, ai = (
+                    self._ext(fn, fn.load_at("float", src, ja)),
+                    self._ext(fn, fn.load_at("float", src, fn.iop("or", ja, "1"))),
+                )
+                br, bi = (
+                    self._ext(fn, fn.load_at("float", src, jb)),
+                    self._ext(fn, fn.load_at("float", src, fn.iop("or", jb, "1"))),
+                )
+                fn.store_at(d, fn.fadd(ar, br, d), re, a)
+                fn.store_at(d, fn.fadd(ai, bi, d), im, a)
+                fn.store_at(d, fn.fsub(ar, br, d), re, b)
+                fn.store_at(d, fn.fsub(ai, bi, d), im, b)
+        else:
+            fn.store_at(d, self._ext(fn, fn.load_at("float", src, 0)), re, 0)
+            fn.store_at(d, self._ext(fn, fn.load_at("float", src, 1)), im, 0)
         twr = m.const_array(f"fft_twr_{n}", tw.real, d)
         twi = m.const_array(f"fft_twi_{n}", tw.imag, d)
-        s = 1
+        s = 2
         while s < h:
-            self._stage(fn, re, im, twr, twi, s, h)
+            if s < 8:  # short stages: butterflies unrolled with constant twiddles
+                self._small_stage(fn, re, im, tw, s, h)
+            else:
+                self._stage(fn, re, im, twr, twi, s, h)
             s *= 2
         self._split(fn, m, k, re, im, n)
 
     def _ext(self, fn, v):
         return fn.assign(f"fpext float {v} to double") if self.ty == "double" else v
+
+    def _butterfly(self, fn, re, im, a, b, wr, wi):
+        d = self.ty
+        pra, pia, prb, pib = fn.gep(d, re, a), fn.gep(d, im, a), fn.gep(d, re, b), fn.gep(d, im, b)
+        ar, ai, br, bi = fn.load(d, pra), fn.load(d, pia), fn.load(d, prb), fn.load(d, pib)
+        tr = fn.fsub(fn.fmul(wr, br, d), fn.fmul(wi, bi, d), d)
+        ti = fn.fadd(fn.fmul(wr, bi, d), fn.fmul(wi, br, d), d)
+        fn.store(d, fn.fsub(ar, tr, d), prb)
+        fn.store(d, fn.fsub(ai, ti, d), pib)
+        fn.store(d, fn.fadd(ar, tr, d), pra)
+        fn.store(d, fn.fadd(ai, ti, d), pia)
+
+    def _small_stage(self, fn, re, im, tw, s, h):
+        d = self.ty
+        with fn.loop("0", str(h), step=2 * s, hint=f"fft{s}g") as g:
+            for j in range(s):
+                a = fn.iop("add", g, str(j))
+                b = fn.iop("add", g, str(j + s))
+                self._butterfly(fn, re, im, a, b, lit(tw[s + j].real, d), lit(tw[s + j].imag, d))
 
     def _stage(self, fn, re, im, twr, twi, s, h):
         d = self.ty

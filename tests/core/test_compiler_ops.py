@@ -82,6 +82,20 @@ def test_fft_mag(audio, window, n_fft, power):
     check_parity(g, audio, floor=1e-6)  # every bin, down to 1e-6 of the signal scale
 
 
+@pytest.mark.parametrize("n_fft", [2, 4, 8, 16, 32])
+@pytest.mark.parametrize("power", [False, True])
+def test_fft_mag_small_sizes(audio, n_fft, power):
+    g = chain(
+        [
+            ("input", {"size": 160}, {}),
+            ("frame_buffer", {"window_size": 16}, {}),
+            ("fft_mag", {"n_fft": n_fft, "power": power}, {}),
+            ("output", {}, {}),
+        ]
+    )
+    check_parity(g, audio, floor=1e-6)
+
+
 @pytest.mark.parametrize("kind", ["mel", "linear", "dense"])
 def test_filterbank(spectra, kind):
     if kind == "mel":
