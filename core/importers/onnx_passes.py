@@ -118,12 +118,14 @@ def binary_to_affine(graph: Graph) -> bool:
             if fn == "div" and (k == 0 or np.any(c == 0)):
                 continue
             one, zero = np.ones_like(c), np.zeros_like(c)
-            scale, shift = {
-                "add": (one, c),
-                "sub": (one, -c) if k == 1 else (-one, c),
-                "mul": (c, zero),
-                "div": (1.0 / c, zero),
-            }[fn]
+            if fn == "add":
+                scale, shift = one, c
+            elif fn == "sub":
+                scale, shift = (one, -c) if k == 1 else (-one, c)
+            elif fn == "mul":
+                scale, shift = c, zero
+            else:
+                scale, shift = 1.0 / c, zero
             n.op, n.inputs, n.attrs = "affine", [x], {}
             n.params = {"scale": scale.astype(np.float32), "shift": shift.astype(np.float32)}
             return True

@@ -177,9 +177,29 @@ class Zoo(nn.Module):
         return F.log_softmax(self.out(self.gap(z).flatten(1)), dim=-1)
 
 
+class FrameMath(nn.Module):
+    """Per-frame math on a (4, 20) view of each frame: LayerNorm over two axes, softmax over a
+    middle axis, an expanded stream, maximum/minimum, a square, matrix products with a vector and
+    a matrix, a mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm([4, 20])
+        self.v = nn.Parameter(torch.randn(20))
+        self.w = nn.Parameter(torch.randn(20, 6))
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        y = self.ln(x.reshape(b, t, 4, 20))
+        z = torch.softmax(y, dim=2)
+        e = y[..., :1].expand(b, t, 4, 20)
+        m = torch.maximum(z, e * 0.1) - torch.minimum(y, torch.zeros(1)) ** 2
+        return torch.cat([m @ self.v, torch.matmul(m, self.w).mean(2)], -1)
+
+
 def build(arch: str, seed: int = 0, **kw) -> nn.Module:
     torch.manual_seed(seed)
-    m = {"rnn": RNNNet, "tcn": TCN, "crnn": CRNN, "mlp": MLP, "zoo": Zoo}[arch](**kw)
+    m = {"rnn": RNNNet, "tcn": TCN, "crnn": CRNN, "mlp": MLP, "zoo": Zoo, "math": FrameMath}[arch](**kw)
     _randomise_norms(m, seed + 1)
     return m.eval()
 

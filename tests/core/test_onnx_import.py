@@ -102,6 +102,7 @@ def test_rnn_matrix_legacy_exporter(kind, layers, norm, frames, models_dir):
         ("crnn", {}, True),
         ("mlp", {}, True),
         ("zoo", {}, False),
+        ("math", {}, True),
     ],
 )
 def test_dynamo_exporter(arch, kw, per_frame, frames, models_dir):
@@ -149,6 +150,8 @@ def test_seq_first_rnn(frames, models_dir):
         ("mlp", {}, 11, True),
         ("zoo", {}, 13, False),
         ("zoo", {}, 20, False),
+        ("math", {}, 13, True),
+        ("math", {}, 17, True),
     ],
 )
 def test_conv_and_dense_models(arch, kw, opset, per_frame, frames, models_dir):
