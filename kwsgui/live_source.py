@@ -44,6 +44,7 @@ class SourceBar(QWidget):
         self.files: list[Path] = []
         self.index = 0
         self._devices_listed = False
+        self._folder = ""
 
         self.combo = QComboBox()
         self.combo.addItem("Wav file", "wav")
@@ -150,7 +151,8 @@ class SourceBar(QWidget):
 
     def _path_edited(self) -> None:
         if self.kind() == "folder":
-            self.load_folder(self.path_edit.text())
+            if self.path_edit.text().strip() != self._folder:  # editingFinished also fires on focus loss
+                self.load_folder(self.path_edit.text())
         elif self.kind() == "wav":
             self.settings.setValue("paths/wav", self.path_edit.text().strip())
         self.changed.emit()
@@ -184,6 +186,7 @@ class SourceBar(QWidget):
 
     def load_folder(self, text: str) -> bool:
         text = text.strip()
+        self._folder = text
         self.files, self.index = [], 0
         if not text:
             self.file_label.setText("")

@@ -77,6 +77,7 @@ class LiveView(QWidget):
         self._last: Batch | None = None
         self._info: StreamInfo | None = None
         self._frames = 0
+        self.stats = {"max_level_db": -math.inf, "clipped": 0, "vad_frames": 0}  # of this stream
         self._draws: list[float] = []  # times of draws that showed new frames (frame-rate meter)
         self.prob_ring = ColumnRing(1, 1)
         self._build_ui()
@@ -417,6 +418,7 @@ class LiveView(QWidget):
         self.bars.set_labels(self._models.labels)
         self.top_label.setText("–")
         self._last, self._info, self._frames, self._draws = None, None, 0, []
+        self.stats = {"max_level_db": -math.inf, "clipped": 0, "vad_frames": 0}  # of this stream
         self.log.appendPlainText(f"— {name} —")
         self._stream = StreamThread(worker)
         self._stream.start()
@@ -462,9 +464,13 @@ class LiveView(QWidget):
             t = (d.frame + 1) * batch.frame_duration_s
             self.log.appendPlainText(f"{t:7.2f} s  DETECTED {d.label} {int(100 * d.probability)}%")
         if batch.levels_db is not None and len(batch.levels_db):
-            self.level_meter.set_level(float(batch.levels_db.max()), batch.clipped > 0)
+            peak = float(batch.levels_db.max())
+            self.level_meter.set_level(peak, batch.clipped > 0)
+            self.stats["max_level_db"] = max(self.stats["max_level_db"], peak)
+            self.stats["clipped"] += batch.clipped
         if batch.vad is not None and len(batch.vad):
             self.vad_led.set_on(batch.vad[-1] > 0)
+            self.stats["vad_frames"] += int(batch.vad.sum())
         self._last = batch
         self._frames = batch.first_frame + batch.n
 
