@@ -99,23 +99,30 @@ def stream_metrics(spotter: KeywordSpotter, categories: list[str], stream: Strea
     """A detection of the right label inside [start, end + tolerance] of an event is a hit (once per
     event); every other detection is a false accept."""
     spotter.reset()
-    det = Detector(categories, threshold, smoothing, ignore)
     _, probs = spotter.process(stream.samples)
-    hop_s = spotter.frame_duration_s
-    out = StreamMetrics(duration_s=stream.duration_s)
+    return detection_metrics(probs, spotter.frame_duration_s, stream.events, stream.duration_s, categories,
+                             threshold, smoothing, ignore, tolerance_s)
+
+
+def detection_metrics(probs: np.ndarray, hop_s: float, events: tuple[Event, ...], duration_s: float,
+                      categories: list[str], threshold: float = 0.6, smoothing: int = 0,
+                      ignore: tuple[str, ...] = (), tolerance_s: float = 0.5) -> StreamMetrics:
+    """stream_metrics on (frames, classes) outputs already computed for the stream."""
+    det = Detector(categories, threshold, smoothing, ignore)
+    out = StreamMetrics(duration_s=duration_s)
     for t, p in enumerate(probs):
         d = det.update(p)
         if d is not None:
             out.detections.append(((t + 1) * hop_s, d.label, d.probability))
-    matched = [False] * len(stream.events)
+    matched = [False] * len(events)
     for time_s, label, _ in out.detections:
-        hit = next((i for i, e in enumerate(stream.events) if not matched[i] and e.label == label
+        hit = next((i for i, e in enumerate(events) if not matched[i] and e.label == label
                     and e.start_s <= time_s <= e.end_s + tolerance_s), None)
         if hit is None:
             out.false_accepts += 1
         else:
             matched[hit] = True
-    scored = [i for i, e in enumerate(stream.events) if e.label not in ignore]
+    scored = [i for i, e in enumerate(events) if e.label not in ignore]
     out.hits = sum(matched[i] for i in scored)
     out.misses = len(scored) - out.hits
     return out
