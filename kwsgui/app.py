@@ -87,10 +87,15 @@ class MainWindow(QMainWindow):
     def _build_panels(self) -> None:
         """The job panels; each gets the live view to read or change its models."""
         from kwsgui.dataset_panel import DatasetPanel
+        from kwsgui.train_panel import TrainPanel
 
         s, live = self.settings, self.live_view
         self.dataset_panel = DatasetPanel(self, settings=s, live=live)
         self._add_panel("dataset", self.dataset_panel)
+        self.train_panel = TrainPanel(self, settings=s, live=live)
+        self._add_panel("training", self.train_panel)
+        self.dataset_panel.dataset_built.connect(self.train_panel.dataset.set_path)
+        self.train_panel.use_in_live.connect(lambda: self.show_panel("live"))
 
     def show_panel(self, key: str) -> None:
         keys = list(self.panels)

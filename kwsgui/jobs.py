@@ -6,7 +6,8 @@ A job is a plain function `fn(ctx: JobContext) -> result` that calls core code. 
     progress(JobProgress)   throttled at the source (at most every `min_interval_s`, plus the last)
     log(str)                one line for the panel's log
     partial(object)         an intermediate result (an epoch's numbers, a running pass rate)
-    result(object)          the return value (emitted only when the job completed)
+    result(object)          the return value (whenever the function returns, also after a Stop it
+                            honoured by returning early, as training does)
     failed(str)             the error, once: a KwsError/ValueError message, or type + message of a bug
     finished(JobSummary)    always last: completed / cancelled / failed, and the time it took
 
@@ -112,11 +113,11 @@ class JobWorker(QObject):
         error, completed = None, False
         try:
             value = self.fn(JobContext(self, self.min_interval_s))
-            if self.cancel.is_set():
+            # a job that returns after Stop (training saves what it has) still delivers its result
+            completed = not self.cancel.is_set()
+            if not completed:
                 self.log.emit(f"{self.name}: stopped")
-            else:
-                completed = True
-                self.result.emit(value)
+            self.result.emit(value)
         except Cancelled:
             self.log.emit(f"{self.name}: stopped")
         except (KwsError, ValueError, OSError) as e:

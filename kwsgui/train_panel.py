@@ -1,0 +1,341 @@
+"""Training panel: a form over every TrainConfig option, Start / Stop / Resume, live loss and
+accuracy curves, learning rate and epoch time, a log; at the end the test accuracy and a
+confusion-matrix heat map, and one click to use the trained model in the live view.
+
+Training runs core.train.trainer.Trainer in the generic job worker: `on_epoch` becomes a
+partial result (the frozen EpochLog), `on_progress` the progress bar, Stop the Trainer's stop
+Event. A stopped run still writes its model (the last finished epoch is in the checkpoint)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from kwsgui.charts import EpochCurves, HeatMap
+from kwsgui.jobs import JobContext
+from kwsgui.model_set import BUILTIN
+from kwsgui.widgets import NOTE_STYLE, Panel, PathField
+
+CHOICES = {"architecture": ARCHITECTURES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
+           "device": ("auto", "cpu", "cuda")}
+GROUPS = {
+    "Model": ("architecture", "num_layers", "hidden_size", "tcn_channels", "tcn_kernel", "dropout",
+              "normalize"),
+    "Optimiser": ("epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "momentum"),
+    "Schedule": ("scheduler", "lr_step_size", "lr_gamma", "lr_min"),
+    "Regularisation": ("spec_augment", "label_smoothing"),
+    "Run": ("device", "seed", "workers"),
+}
+INT_RANGES = {"num_layers": (1, 3), "hidden_size": (1, 4096), "tcn_channels": (1, 1024),
+              "tcn_kernel": (2, 31), "epochs": (1, 10000), "batch_size": (1, 65536),
+              "lr_step_size": (1, 10000), "seed": (0, 2**31 - 1), "workers": (0, 64)}
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    outdir: str
+    interrupted: bool
+    epochs: int
+    test_accuracy: float | None
+    confusion: tuple[tuple[int, ...], ...] | None
+    categories: tuple[str, ...]
+    outputs: dict  # name -> path (model, categories, onnx, pt, results)
+    featurizer_file: str | None  # the featurizer the dataset was made with (None: built-in)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Epochs already in a checkpoint being resumed (redrawn on the curves)."""
+
+    epochs: tuple
+
+
+def train_job(dataset: str, outdir: str, cfg: TrainConfig, resume: bool, ctx: JobContext) -> TrainReport:
+    import torch
+
+    from core.train.trainer import EpochLog, Trainer, checkpoint_config, load_splits
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core to the GUI
+    if resume:
+        cfg = TrainConfig.from_dict(checkpoint_config(outdir) | {"epochs": cfg.epochs, "device": cfg.device})
+    ctx.stage("loading the dataset")
+    splits = load_splits(dataset, seed=cfg.seed)
+    n_batches = max(1, len(splits.train.labels) // cfg.batch_size)
+
+    def on_progress(epoch: int, batch: int, batches: int) -> None:
+        ctx.progress(epoch * batches + batch, cfg.epochs * batches, f"epoch {epoch + 1}/{cfg.epochs}")
+
+    trainer = Trainer(cfg, splits, outdir, on_epoch=ctx.partial, on_progress=on_progress, stop=ctx.cancel)
+    if resume:
+        trainer.resume()
+        ctx.partial(Replay(tuple(EpochLog(**e) for e in trainer.result.log)))
+        ctx.log(f"resuming after epoch {trainer.start_epoch}")
+    tr = splits.train
+    ctx.log(f"training {cfg.architecture} on {len(tr.labels)} rows x {tr.window_frames} frames x "
+            f"{trainer.n_features} features, {len(trainer.categories)} classes, device {trainer.device}")
+    ctx.progress(trainer.start_epoch * n_batches, cfg.epochs * n_batches, "training")
+    result = trainer.fit()
+    ctx.stage("testing and writing the model")
+    result = trainer.finish()
+    conf = tuple(tuple(int(v) for v in row) for row in result.confusion) if result.confusion else None
+    return TrainReport(str(outdir), result.interrupted, len(result.log), result.test_accuracy, conf,
+                       tuple(result.categories), dict(result.outputs), splits.train.featurizer.get("file"),
+                       result.training_time_s)
+
+
+class TrainPanel(Panel):
+    title = "Training"
+    use_in_live = pyqtSignal()  # the trained model was loaded into the live view
+
+    def __init__(self, parent: QWidget | None = None, *, settings, live=None):
+        super().__init__(parent, settings=settings)
+        self.live = live
+        self.report: TrainReport | None = None
+        self.fields: dict[str, QWidget] = {}
+        self.dataset = PathField(settings, "train/dataset", mode="dir", caption="Dataset folder",
+                                 placeholder="folder with training.npz (+ validation, testing)")
+        self.outdir = PathField(settings, "train/outdir", mode="dir", caption="Output folder",
+                                placeholder="where checkpoint.pt and model.kwm go")
+        form_widget = QWidget()
+        fl = QVBoxLayout(form_widget)
+        saved = self._saved_config()
+        for group, names in GROUPS.items():
+            box = QGroupBox(group)
+            grid = QGridLayout(box)
+            for k, name in enumerate(names):
+                w = self._field(name, getattr(saved, name))
+                self.fields[name] = w
+                grid.addWidget(QLabel(name.replace("_", " ")), k // 2, 2 * (k % 2))
+                grid.addWidget(w, k // 2, 2 * (k % 2) + 1)
+            fl.addWidget(box)
+        missing = {f.name for f in fields(TrainConfig)} - set(self.fields)
+        if missing:  # a TrainConfig option nobody put in GROUPS: a developer error
+            raise RuntimeError(f"TrainConfig options without a form field: {', '.join(sorted(missing))}")
+        fl.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(form_widget)
+
+        self.start_button = QPushButton("▶  Start")
+        self.start_button.clicked.connect(lambda: self.start())
+        self.resume_button = QPushButton("⏯  Resume")
+        self.resume_button.setToolTip("Continue from the output folder's checkpoint (up to the epochs set)")
+        self.resume_button.clicked.connect(lambda: self.start(resume=True))
+        self.stop_button = self.job_bar.stop_button
+        self.use_button = QPushButton("Use in live view")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(self.use_in_live_view)
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.resume_button, self.use_button):
+            buttons.addWidget(b)
+        paths = QFormLayout()
+        paths.addRow("Dataset", self.dataset)
+        paths.addRow("Output", self.outdir)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addLayout(paths)
+        ll.addWidget(scroll, 1)
+        ll.addLayout(buttons)
+
+        self.curves = EpochCurves()
+        self.epoch_label = QLabel("epoch –")
+        self.lr_label = QLabel("lr –")
+        self.time_label = QLabel("epoch time –")
+        self.result_label = QLabel("test accuracy –")
+        self.result_label.setStyleSheet("font-size: 13pt; font-weight: bold;")
+        info = QHBoxLayout()
+        for w in (self.epoch_label, self.lr_label, self.time_label):
+            w.setStyleSheet(NOTE_STYLE)
+            info.addWidget(w)
+        info.addStretch(1)
+        info.addWidget(self.result_label)
+        self.heat = HeatMap()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        bottom = QSplitter()
+        bottom.addWidget(self.log)
+        bottom.addWidget(self.heat)
+        bottom.setSizes([400, 400])
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(self.curves)
+        right.addWidget(bottom)
+        right.setSizes([330, 330])
+        rw = QWidget()
+        rl = QVBoxLayout(rw)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(info)
+        rl.addWidget(right, 1)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(rw)
+        split.setSizes([380, 800])
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.error)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.job_bar)
+
+    # ------------------------------------------------------------------ form
+    def _saved_config(self) -> TrainConfig:
+        d = TrainConfig().to_dict()
+        for name, default in d.items():
+            v = self.settings.value(f"train/{name}")
+            if v is None:
+                continue
+            try:
+                d[name] = (v in (True, "true")) if isinstance(default, bool) else type(default)(v)
+            except (TypeError, ValueError):
+                pass
+        try:
+            return TrainConfig(**d)
+        except ValueError:
+            return TrainConfig()
+
+    def _field(self, name: str, value) -> QWidget:
+        if name in CHOICES:
+            w = QComboBox()
+            w.addItems(CHOICES[name])
+            w.setCurrentText(str(value))
+        elif isinstance(value, bool):
+            w = QCheckBox()
+            w.setChecked(value)
+        elif isinstance(value, int):
+            w = QSpinBox()
+            w.setRange(*INT_RANGES.get(name, (0, 10**6)))
+            w.setValue(value)
+        else:
+            w = QLineEdit(f"{value:g}")
+            w.setMaximumWidth(110)
+        return w
+
+    def config(self) -> TrainConfig:
+        """The form as a TrainConfig; ValueError names a bad value."""
+        d = {}
+        for f in fields(TrainConfig):
+            w = self.fields[f.name]
+            if isinstance(w, QComboBox):
+                d[f.name] = w.currentText()
+            elif isinstance(w, QCheckBox):
+                d[f.name] = w.isChecked()
+            elif isinstance(w, QSpinBox):
+                d[f.name] = w.value()
+            else:
+                try:
+                    d[f.name] = float(w.text())
+                except ValueError:
+                    raise ValueError(f"training option {f.name}={w.text()!r}: not a number") from None
+        return TrainConfig(**d)
+
+    def set_option(self, name: str, value) -> None:
+        w = self.fields[name]
+        if isinstance(w, QComboBox):
+            w.setCurrentText(str(value))
+        elif isinstance(w, QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, QSpinBox):
+            w.setValue(int(value))
+        else:
+            w.setText(f"{value:g}")
+
+    def set_busy(self, busy: bool) -> None:
+        self.start_button.setEnabled(not busy)
+        self.resume_button.setEnabled(not busy)
+        for w in self.fields.values():
+            w.setEnabled(not busy)
+        if busy:
+            self.use_button.setEnabled(False)
+
+    # ------------------------------------------------------------------ run
+    def start(self, resume: bool = False) -> bool:
+        try:
+            cfg = self.config()
+        except ValueError as e:
+            self.show_error(str(e))
+            return False
+        dataset, outdir = self.dataset.text(), self.outdir.text()
+        if not dataset or not outdir:
+            self.show_error("choose a dataset folder (or .npz) and an output folder")
+            return False
+        for name, value in cfg.to_dict().items():
+            self.remember(f"train/{name}", value)
+        self.curves.clear_points()
+        self.heat.set_matrix([[0]], [""])
+        self.result_label.setText("test accuracy –")
+        self.log.appendPlainText(f"— {'resume' if resume else 'start'}: {cfg.epochs} epochs → {outdir} —")
+        return self.run_job("Resume training" if resume else "Training",
+                            lambda ctx: train_job(dataset, outdir, cfg, resume, ctx),
+                            on_partial=self._on_partial, on_log=self.log.appendPlainText,
+                            on_result=self._on_result)
+
+    def _on_partial(self, value) -> None:
+        epochs = value.epochs if isinstance(value, Replay) else (value,)
+        for e in epochs:
+            self.curves.add_point(e.epoch, e.loss, e.train_accuracy, e.val_accuracy)
+            self.epoch_label.setText(f"epoch {e.epoch}")
+            self.lr_label.setText(f"lr {e.lr:.2e}")
+            self.time_label.setText(f"epoch time {e.seconds:.1f} s ({e.rows_per_s:.0f} rows/s)")
+            if not isinstance(value, Replay):
+                self.log.appendPlainText(
+                    f"epoch {e.epoch:3d}  loss {e.loss:.4f}  train {e.train_accuracy:.3f}  "
+                    f"val {e.val_accuracy:.3f}  lr {e.lr:.2e}  {e.seconds:.1f} s")
+
+    def _on_result(self, r: TrainReport) -> None:
+        self.report = r
+        if r.test_accuracy is not None:
+            self.result_label.setText(f"test accuracy {100 * r.test_accuracy:.2f} %")
+        else:
+            self.result_label.setText("no test set")
+        if r.confusion:
+            self.heat.set_matrix(r.confusion, r.categories)
+        note = " (stopped: the last finished epoch is saved; Resume continues)" if r.interrupted else ""
+        self.log.appendPlainText(f"{r.epochs} epochs in {r.seconds:.1f} s{note}")
+        for k, v in r.outputs.items():
+            self.log.appendPlainText(f"wrote {k}: {v}")
+        self.use_button.setEnabled("model" in r.outputs)
+
+    def use_in_live_view(self) -> bool:
+        """Load the trained model (and the featurizer its dataset was made with) into the live view."""
+        r, live = self.report, self.live
+        if r is None or live is None:
+            return False
+        feat = r.featurizer_file
+        current = live.models.featurizer_path
+        other = current == BUILTIN or (feat and Path(feat).resolve() != Path(current).resolve())
+        if feat and Path(feat).is_file() and other:
+            live.set_models(live.models.without_classifier())
+            ok = live.load_featurizer(feat)
+        elif not feat and current != BUILTIN:
+            live.set_models(live.models.without_classifier())
+            ok = live.use_builtin_featurizer()
+        else:
+            ok = True
+        ok = ok and live.load_classifier(r.outputs["model"]) and live.load_categories(r.outputs["categories"])
+        if not ok:
+            self.show_error(f"the live view refused the model: {live.error_label.text()}")
+            return False
+        self.message.emit(f"Live view: classifier {r.outputs['model']}")
+        self.use_in_live.emit()
+        return True
