@@ -2,13 +2,15 @@
 frame (or the mean) decides; --reset resets the model per clip, otherwise the list is one
 continuous stream. Prints a running pass rate, the final pass rate, per-class accuracy, a
 confusion matrix and the average processing time per frame. --stream also measures detection on a
-long stream assembled from the clips, silence gaps and background noise (hits, misses, FA/h)."""
+long stream assembled from the clips, silence gaps and background noise (hits, misses, FA/h).
+--compare (or --modes) runs reset per clip, continuous and continuous + VAD side by side."""
 
 from __future__ import annotations
 
 import json
 import sys
 
+from core.commands import eval_modes
 from core.commands.common import add_model_arguments, resolve_models
 from core.evaluate.passrate import DECISIONS, confusion_text, evaluate_clips, read_list
 from core.fsutil import write_text_atomic
@@ -31,14 +33,18 @@ def add_arguments(p):
     s.add_argument("--smoothing", type=int, default=0)
     s.add_argument("--ignore", default="", help="labels not scored (e.g. background_noise)")
     s.add_argument("--seed", type=int, default=0)
+    eval_modes.add_arguments(p)
 
 
 def main(args) -> int:
     featurizer, classifier, cats = resolve_models(args)
     if classifier is None:
         raise SystemExit("kws eval: needs a classifier")
-    spotter = KeywordSpotter(featurizer, classifier)
     clips = read_list(args.list_file)[: args.max_tests]
+    modes = eval_modes.wanted(args)
+    if modes:
+        return eval_modes.run(args, featurizer, classifier, cats, clips, modes)
+    spotter = KeywordSpotter(featurizer, classifier)
 
     def progress(k, res):
         if not args.quiet:
