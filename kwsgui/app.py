@@ -96,6 +96,11 @@ class MainWindow(QMainWindow):
         self._add_panel("training", self.train_panel)
         self.dataset_panel.dataset_built.connect(self.train_panel.dataset.set_path)
         self.train_panel.use_in_live.connect(lambda: self.show_panel("live"))
+        from kwsgui.models_panel import ModelsPanel
+
+        self.models_panel = ModelsPanel(self, settings=s, live=live)
+        self._add_panel("models", self.models_panel)
+        self.models_panel.use_in_live.connect(lambda: self.show_panel("live"))
 
     def show_panel(self, key: str) -> None:
         keys = list(self.panels)

@@ -159,8 +159,8 @@ class ModelSet:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """One label per class: the categories, padded with indices when there are too few."""
-        cats = self.categories or ()
+        """One label per class: the categories file's, else the classifier's own, padded with indices."""
+        cats = self.categories or (tuple(self.classifier.categories) if self.classifier is not None else ())
         return tuple(cats[i] if i < len(cats) else str(i) for i in range(self.n_classes))
 
     @property
@@ -179,5 +179,6 @@ class ModelSet:
         else:
             parts.append(f"Classifier: {Path(self.classifier_path or '').name}, {self.n_classes} classes")
             parts.append(f"Categories: {Path(self.categories_path).name}" if self.categories_path
+                         else "Categories: the model's" if self.classifier.categories
                          else "Categories: none (class numbers)")
         return "   |   ".join(parts)
