@@ -9,7 +9,6 @@ from __future__ import annotations
 from math import gcd
 
 import numpy as np
-from scipy import signal
 
 
 def _ratio(src: int, dst: int) -> tuple[int, int]:
@@ -21,6 +20,8 @@ def _ratio(src: int, dst: int) -> tuple[int, int]:
 
 def design_filter(up: int, down: int, half_taps_per_phase: int = 10, beta: float = 5.0) -> np.ndarray:
     """The anti-aliasing low-pass at the upsampled rate, gain `up` (scipy's resample_poly design)."""
+    from scipy import signal  # imported on first use: it takes a second to load
+
     max_rate = max(up, down)
     half_len = half_taps_per_phase * max_rate
     h = signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", beta))
@@ -32,6 +33,8 @@ def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     up, down = _ratio(src_rate, dst_rate)
     if up == down:
         return np.asarray(x, dtype=np.float32)
+    from scipy import signal
+
     y = signal.resample_poly(np.asarray(x, dtype=np.float64), up, down, window=("kaiser", 5.0))
     return y.astype(np.float32)
 

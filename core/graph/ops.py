@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import signal as sps
 
 from core.errors import ModelFormatError
 from core.features import dsp
@@ -92,7 +91,9 @@ def _iir(node, xs, state):
     if len(state["zi"]) == 0:
         y = flat * (node.attrs["b"][0] / node.attrs["a"][0])
     else:
-        y, state["zi"] = sps.lfilter(node.attrs["b"], node.attrs["a"], flat, zi=state["zi"])
+        from scipy.signal import lfilter  # slow to import; only pre-emphasis needs it
+
+        y, state["zi"] = lfilter(node.attrs["b"], node.attrs["a"], flat, zi=state["zi"])
     return y.astype(np.float32).reshape(x.shape)
 
 
