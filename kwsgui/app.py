@@ -101,6 +101,10 @@ class MainWindow(QMainWindow):
         self.models_panel = ModelsPanel(self, settings=s, live=live)
         self._add_panel("models", self.models_panel)
         self.models_panel.use_in_live.connect(lambda: self.show_panel("live"))
+        from kwsgui.compile_panel import CompilePanel
+
+        self.compile_panel = CompilePanel(self, settings=s, live=live)
+        self._add_panel("compile", self.compile_panel)
 
     def show_panel(self, key: str) -> None:
         keys = list(self.panels)
