@@ -105,6 +105,15 @@ class MainWindow(QMainWindow):
 
         self.compile_panel = CompilePanel(self, settings=s, live=live)
         self._add_panel("compile", self.compile_panel)
+        from kwsgui.eval_panel import EvalPanel
+
+        self.eval_panel = EvalPanel(self, settings=s, live=live)
+        self._add_panel("evaluate", self.eval_panel)
+        self.eval_panel.open_in_live.connect(self._open_in_live)
+
+    def _open_in_live(self, path: str) -> None:
+        self.show_panel("live")
+        self.live_view.play(path)
 
     def show_panel(self, key: str) -> None:
         keys = list(self.panels)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PyQt5.QtCore import QRectF, QSettings, Qt, pyqtSignal
+from PyQt5.QtCore import QObject, QRectF, QSettings, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QPainter
 from PyQt5.QtWidgets import (
     QDoubleSpinBox,
@@ -425,3 +425,52 @@ def boxed(title: str, *widgets_or_layouts) -> QWidget:
         else:
             lay.addWidget(w)
     return box
+
+
+def play_wav(path: str, ctx: JobContext) -> float:
+    """Play a wav on the default output device, stoppable between blocks; returns its length in s."""
+    from core.audio.speaker import Speaker
+    from core.audio.wav import read_wav
+
+    x, rate = read_wav(path)
+    block = max(1, rate // 50)
+    speaker = Speaker(rate)
+    try:
+        for i in range(0, len(x), block):
+            ctx.check()
+            speaker.write(x[i:i + block])
+    finally:
+        speaker.close()
+    return len(x) / rate
+
+
+class ClipPlayer(QObject):
+    """Plays one clip at a time on its own job (a new clip stops the previous one)."""
+
+    failed = pyqtSignal(str)
+    finished = pyqtSignal(object)  # JobSummary
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.job: Job | None = None
+        self.path: str | None = None
+
+    def play(self, path: str | Path) -> None:
+        self.stop()
+        self.path = str(path)
+        job = Job("Play", lambda ctx, p=str(path): play_wav(p, ctx))
+        job.worker.failed.connect(self.failed)
+        job.worker.finished.connect(self._done)
+        self.job = job
+        job.start()
+
+    def _done(self, summary: JobSummary) -> None:
+        if self.job is not None and self.sender() is self.job.worker:
+            self.job.thread.wait(2000)
+            self.job = None
+        self.finished.emit(summary)
+
+    def stop(self) -> None:
+        job, self.job = self.job, None
+        if job is not None:
+            job.join(5000)
