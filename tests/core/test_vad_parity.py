@@ -43,7 +43,7 @@ SYSROOT = {"pi3": "/usr/arm-linux-gnueabihf", "aarch64": "/usr/aarch64-linux-gnu
 
 def tool(name: str) -> str:
     path = shutil.which(name)
-    assert path, f"{name} is missing: run `make sysdeps` (scripts/sysdeps.sh installs the cross tools and qemu)"
+    assert path, f"{name} is missing: run `make sysdeps` (scripts/sysdeps.sh installs cross tools and qemu)"
     return path
 
 
@@ -62,7 +62,8 @@ def _params(devkit):
 
 def _vad_graph(params: VadParams) -> Graph:
     attrs = params.to_dict() | {"frame_duration": 0.032, "sample_rate": 16000.0}
-    return Graph([Node("x", "input", [], {"size": 80}), Node("v", "vad", ["x"], attrs), Node("o", "output", ["v"])])
+    return Graph([Node("x", "input", [], {"size": 80}), Node("v", "vad", ["x"], attrs),
+                  Node("o", "output", ["v"])])
 
 
 @pytest.mark.parametrize("name", ["ell", "devkit", "devkit_hold3", "ell_onset_hold2"])
@@ -84,8 +85,8 @@ def test_exported_arm_code_agrees(feats, devkit, tmp_path, target):
         folder = tmp_path / name
         export(g, folder, target=t, module_name="vadm")
         (folder / "drv.c").write_text(DRIVER)
-        build = subprocess.run([gcc, "-O2", "-I.", "drv.c", "vadm_api.c", "vadm.o", "-o", "drv", "-lm"], cwd=folder,
-                               capture_output=True, text=True, timeout=120)
+        build = subprocess.run([gcc, "-O2", "-I.", "drv.c", "vadm_api.c", "vadm.o", "-o", "drv", "-lm"],
+                               cwd=folder, capture_output=True, text=True, timeout=120)
         assert build.returncode == 0, build.stderr
         run = subprocess.run([qemu, "-L", SYSROOT[target], "./drv", str(tmp_path / "frames.f32"), "out.f32"],
                              cwd=folder, capture_output=True, text=True, timeout=120)
