@@ -27,6 +27,11 @@ def add_arguments(p):
     p.add_argument("--frames", type=int, default=2000, help="frames per measurement (2000)")
     p.add_argument("--threads", type=int, default=1, help="threads for the peers (1)")
     p.add_argument("--no-peers", action="store_true", help="skip onnxruntime and PyTorch")
+    p.add_argument("--data", action="store_true", help="also time dataset building beside librosa")
+    p.add_argument("--train", action="store_true",
+                   help="also time training and compare the ELL recipe with ours on the same data")
+    p.add_argument("--train-data", metavar="DIR", help="featurized splits for --train (default: the real sample)")
+    p.add_argument("--train-epochs", type=int, default=10, metavar="N")
 
 
 def per_frame_us(fn, frames: int, repeat: int = 3) -> float:
@@ -319,6 +324,13 @@ def main(args) -> int:
         )
     for title, f, c in sets:
         bench_model(title, f, c, args.frames, args.threads, not args.no_peers)
+    if args.data or args.train:
+        from core.train.bench import bench_dataset, bench_training
+
+        if args.data:
+            bench_dataset()
+        if args.train:
+            bench_training(args.train_data, args.train_epochs)
     return 0
 
 

@@ -1,0 +1,136 @@
+"""Benchmarks for the data and training side (`kws bench --data --train`).
+
+- Dataset building: files per second of our batch featurizer (the `kws dataset` path) beside
+  librosa's load + melspectrogram over the same files, same cores.
+- Training: rows per second per epoch for the ELL-recipe GRU on CPU, and, on the same featurized
+  data, the ELL recipe's accuracy beside our recipe's, with the time each takes to reach a given
+  validation accuracy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "speech_commands_v0.01_sample"
+
+
+def bench_dataset(folder: Path = SAMPLE, jobs: int = 2) -> None:
+    from core.data.dataset import DatasetConfig, build_dataset, featurizer_info
+    from core.evaluate.passrate import labelled_clips
+    from core.features.featurizer import FeaturizerConfig, build_featurizer
+
+    if not folder.is_dir():
+        print(f"(dataset bench skipped: {folder} not found)")
+        return
+    clips = labelled_clips(folder)
+    cats = sorted({lab for _, lab in clips})
+    feat = build_featurizer(FeaturizerConfig())
+    meta = featurizer_info(feat)
+    print(f"\n== dataset building: {len(clips)} wav files ({folder.name}), 80 mel, 512 window + hop")
+    for j in sorted({1, jobs}):
+        t0 = time.perf_counter()
+        res = build_dataset([(str(p), lab) for p, lab in clips], cats, feat, meta, config=DatasetConfig(), jobs=j)
+        dt = time.perf_counter() - t0
+        print(f"  kwsgui kws dataset, {j} process{'es' if j > 1 else ''}   {len(clips) / dt:8.0f} files/s  "
+              f"({dt:.2f} s, {len(res.dataset.labels)} rows)")
+    try:
+        import librosa  # noqa: F401
+    except ImportError:
+        print("  (librosa not installed: peer skipped)")
+        return
+    lib = _librosa_features
+    lib([clips[0][0]])  # warm up (numba, caches)
+    t0 = time.perf_counter()
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as ex:
+            list(ex.map(lib, [[str(p) for p, _ in clips[i::jobs]] for i in range(jobs)]))
+    else:
+        lib([str(p) for p, _ in clips])
+    dt = time.perf_counter() - t0
+    print(f"  librosa load + melspectrogram, {jobs} proc.  {len(clips) / dt:8.0f} files/s  ({dt:.2f} s)  peer")
+
+
+def _librosa_features(paths) -> None:
+    import librosa
+
+    for p in paths:
+        y, _ = librosa.load(p, sr=16000)
+        np.log(librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=512, n_mels=80, center=False) + 1)
+
+
+def _recipes():
+    from core.train.config import TrainConfig
+
+    ell = TrainConfig()  # 2 x GRU 128, RMSprop 1e-3, wd 1e-5, batch 128
+    ours = TrainConfig(optimizer="adam", learning_rate=2e-3, scheduler="cosine", lr_min=5e-5, normalize=True,
+                       spec_augment=True, dropout=0.1)
+    return [("ELL recipe (RMSprop 1e-3, wd 1e-5)", ell), ("kwsgui recipe (Adam, cosine, norm, SpecAugment)", ours)]
+
+
+def bench_training(data: str | os.PathLike | None, epochs: int = 10, target: float = 0.8) -> None:
+    """Both recipes on the same featurized splits (a folder with training/validation/testing.npz)."""
+    import tempfile
+    from dataclasses import replace
+
+    import torch
+
+    from core.train.trainer import Trainer, load_splits
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if data is None:
+        if not SAMPLE.is_dir():
+            print("(training bench skipped: no --train-data and no ../shared/data sample)")
+            return
+        with tempfile.TemporaryDirectory(prefix="kws-bench-") as tmp:
+            _sample_splits(Path(tmp))
+            return bench_training(tmp, epochs, target)
+    splits = load_splits(data)
+    n = len(splits.train.labels)
+    print(f"\n== training on {data}: {n} rows x {splits.train.features.shape[1]} frames x "
+          f"{splits.train.features.shape[2]} features, {epochs} epochs, CPU, {torch.get_num_threads()} threads")
+    print(f"  {'recipe':<50} {'rows/s':>8} {'val acc':>8} {'test acc':>9}  time to val >= {target:.0%}")
+    for name, cfg in _recipes():
+        cfg = replace(cfg, epochs=epochs, device="cpu")
+        with tempfile.TemporaryDirectory() as out:
+            tr = Trainer(cfg, splits, out)
+            t0 = time.perf_counter()
+            reached = None
+
+            def on_epoch(e, t0=t0):
+                nonlocal reached
+                if reached is None and e.val_accuracy >= target:
+                    reached = time.perf_counter() - t0
+
+            tr.on_epoch = on_epoch
+            res = tr.fit()
+            if splits.test is not None:
+                from core.train.trainer import evaluate
+
+                acc = evaluate(tr.model, torch.from_numpy(splits.test.features), torch.from_numpy(splits.test.labels))[0]
+            else:
+                acc = float("nan")
+        rows = np.median([e["rows_per_s"] for e in res.log])
+        val = res.log[-1]["val_accuracy"]
+        when = f"{reached:.1f} s" if reached is not None else "not reached"
+        print(f"  {name:<50} {rows:8.0f} {val:8.3f} {acc:9.3f}  {when}")
+
+
+def _sample_splits(out: Path) -> None:
+    """Featurize the real sample into training/validation/testing.npz in `out`."""
+    from core.data.dataset import DatasetConfig, build_dataset, featurizer_info, save_dataset
+    from core.data.lists import ListsConfig, make_lists
+    from core.features.featurizer import FeaturizerConfig, build_featurizer
+
+    lists = make_lists([SAMPLE], ListsConfig())
+    feat = build_featurizer(FeaturizerConfig())
+    meta = featurizer_info(feat)
+    for split in ("training", "validation", "testing"):
+        entries = [(str(p), p.parent.name) for p in getattr(lists, split)]
+        res = build_dataset(entries, list(lists.categories), feat, meta, config=DatasetConfig())
+        save_dataset(out / f"{split}.npz", res.dataset)
