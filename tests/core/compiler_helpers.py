@@ -33,7 +33,8 @@ def rel_err(got: np.ndarray, ref: np.ndarray, floor: float | np.ndarray = 0.0) -
     got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
     both_inf = np.isinf(got) & np.isinf(ref) & (np.sign(got) == np.sign(ref))
     both_nan = np.isnan(got) & np.isnan(ref)
-    err = np.abs(got - ref) / np.maximum(np.abs(ref), floor)
+    with np.errstate(all="ignore"):
+        err = np.abs(got - ref) / np.maximum(np.abs(ref), floor)
     err[both_inf | both_nan | (got == ref)] = 0.0
     return float(np.nan_to_num(err, nan=np.inf).max()) if err.size else 0.0
 
