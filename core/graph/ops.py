@@ -226,6 +226,5 @@ def _dense(node, xs, state):
     return y.astype(np.float32)
 
 
-# importing registers the recurrent ops and the VAD
-from core.graph import ops_rnn  # noqa: E402,F401
-from core.graph import ops_nn  # noqa: E402,F401
+# importing registers the recurrent ops, the VAD and the ONNX-import ops
+from core.graph import ops_nn, ops_rnn  # noqa: E402,F401

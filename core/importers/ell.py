@@ -80,7 +80,8 @@ class _Builder:
         return node.params["value"]
 
     def add(self, nid: str, op: str, inputs: list[str], attrs=None, params=None) -> str:
-        node = Node(f"n{nid}", op, inputs, dict(attrs or {}), {k: np.asarray(v, np.float32) for k, v in (params or {}).items()})
+        arrays = {k: np.asarray(v, np.float32) for k, v in (params or {}).items()}
+        node = Node(f"n{nid}", op, inputs, dict(attrs or {}), arrays)
         self.nodes[node.id] = node
         self.order.append(node.id)
         self.alias[nid] = node.id

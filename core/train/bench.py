@@ -112,7 +112,8 @@ def bench_training(data: str | os.PathLike | None, epochs: int = 10, target: flo
             if splits.test is not None:
                 from core.train.trainer import evaluate
 
-                acc = evaluate(tr.model, torch.from_numpy(splits.test.features), torch.from_numpy(splits.test.labels))[0]
+                test_x, test_y = torch.from_numpy(splits.test.features), torch.from_numpy(splits.test.labels)
+                acc = evaluate(tr.model, test_x, test_y)[0]
             else:
                 acc = float("nan")
         rows = np.median([e["rows_per_s"] for e in res.log])

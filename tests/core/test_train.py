@@ -15,7 +15,7 @@ from core.data.dataset import Dataset, save_dataset
 from core.graph import modelfile
 from core.graph.interpreter import Interpreter
 from core.train.config import TrainConfig
-from core.train.trainer import Trainer, lr_at, load_splits
+from core.train.trainer import Trainer, load_splits, lr_at
 
 ROOT = Path(__file__).resolve().parents[2]
 CATS = ("background", "up", "down")
