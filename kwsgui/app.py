@@ -101,6 +101,11 @@ class MainWindow(QMainWindow):
         self.models_panel = ModelsPanel(self, settings=s, live=live)
         self._add_panel("models", self.models_panel)
         self.models_panel.use_in_live.connect(lambda: self.show_panel("live"))
+        from kwsgui.vad_panel import VadPanel
+
+        self.vad_panel = VadPanel(self, settings=s, live=live)
+        self._add_panel("vad", self.vad_panel)
+        self.models_panel.vad_params = self.vad_panel.params  # "Add VAD" uses the sliders
         from kwsgui.compile_panel import CompilePanel
 
         self.compile_panel = CompilePanel(self, settings=s, live=live)

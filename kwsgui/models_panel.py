@@ -28,6 +28,7 @@ from core.graph import modelfile
 from core.graph.ir import Graph
 from core.graph.summary import stats
 from kwsgui.jobs import JobContext
+from kwsgui.model_set import BUILTIN
 from kwsgui.widgets import NOTE_STYLE, Panel, PathField
 
 MODEL_FILTER = "Models (*.onnx *.ell *.kwm);;All files (*)"
@@ -202,10 +203,10 @@ class ModelsPanel(Panel):
             return False
         params = self.vad_params() if self.vad_params is not None else VadParams()
         try:
-            feat = self.live.models.featurizer if self.live is not None else None
-            if feat is not None and feat.output_size != g.input_size:
-                feat = None
-            fd, sr = frame_timing(g, feat)
+            m = self.live.models if self.live is not None else None
+            feat = m.featurizer if m is not None and m.n_features == g.input_size else None
+            path = m.featurizer_path if feat is not None and m.featurizer_path != BUILTIN else None
+            fd, sr = frame_timing(g, feat, path)
             self.set_graph(add_vad(g, params, fd, sr))
         except (KwsError, ValueError) as e:
             self.show_error(f"cannot add a VAD: {e}")

@@ -340,23 +340,57 @@ class LevelMeter(QWidget):
         p.fillRect(w + 2, 1, 12, h - 2, QColor("#ff2020") if self.clipped else QColor(70, 30, 30))
 
 
+class NumberBox(QDoubleSpinBox):
+    """A spin box showing `digits` significant digits (1.2e-05, 3.5527), not fixed decimals;
+    with `log`, the arrows step by a factor of 1.1 instead of a fixed amount."""
+
+    def __init__(self, digits: int = 5, log: bool = False):
+        super().__init__()
+        self.digits, self.log = digits, log
+        self.setDecimals(12)
+
+    def textFromValue(self, v: float) -> str:
+        return f"{v:.{self.digits}g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        from PyQt5.QtGui import QValidator
+
+        try:
+            float(text)
+            return QValidator.Acceptable, text, pos
+        except ValueError:
+            return QValidator.Intermediate, text, pos
+
+    def stepBy(self, steps: int) -> None:
+        if self.log and self.value() > 0:
+            self.setValue(self.value() * 1.1**steps)
+        else:
+            super().stepBy(steps)
+
+
 class SliderBox(QWidget):
-    """A slider and a numeric box showing the same float; log-scaled for positive ranges."""
+    """A slider and a numeric box showing the same float; log-scaled for positive ranges. The
+    value is kept exactly as set (the box only displays it rounded)."""
 
     valueChanged = pyqtSignal(float)
     STEPS = 1000
 
-    def __init__(self, lo: float, hi: float, value: float, *, log: bool = False, decimals: int = 4):
+    def __init__(self, lo: float, hi: float, value: float, *, log: bool = False, digits: int = 5):
         super().__init__()
         if log and lo <= 0:
             raise ValueError(f"a log slider needs lo > 0, got {lo}")
         self.lo, self.hi, self.log = float(lo), float(hi), log
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(0, self.STEPS)
-        self.box = QDoubleSpinBox()
-        self.box.setDecimals(decimals)
+        self.box = NumberBox(digits, log)
         self.box.setRange(lo, hi)
-        self.box.setSingleStep((hi - lo) / 100 if not log else lo)
+        self.box.setSingleStep((hi - lo) / 100)
         self.box.setKeyboardTracking(False)
         self.box.setMinimumWidth(90)
         lay = QHBoxLayout(self)
@@ -364,6 +398,7 @@ class SliderBox(QWidget):
         lay.addWidget(self.slider, 1)
         lay.addWidget(self.box)
         self._sync = False
+        self._value = float(value)
         self.slider.valueChanged.connect(self._slid)
         self.box.valueChanged.connect(self._typed)
         self.set_value(value)
@@ -382,11 +417,12 @@ class SliderBox(QWidget):
         return self.lo + t * (self.hi - self.lo)
 
     def value(self) -> float:
-        return float(self.box.value())
+        return self._value
 
     def set_value(self, v: float) -> None:
         self._sync = True
         try:
+            self._value = float(v)
             self.box.setValue(v)
             self.slider.setValue(self._to_pos(v))
         finally:
@@ -397,20 +433,22 @@ class SliderBox(QWidget):
             return
         self._sync = True
         try:
-            self.box.setValue(self._from_pos(pos))
+            self._value = self._from_pos(pos)
+            self.box.setValue(self._value)
         finally:
             self._sync = False
-        self.valueChanged.emit(self.value())
+        self.valueChanged.emit(self._value)
 
     def _typed(self, v: float) -> None:
         if self._sync:
             return
         self._sync = True
         try:
+            self._value = float(v)
             self.slider.setValue(self._to_pos(v))
         finally:
             self._sync = False
-        self.valueChanged.emit(self.value())
+        self.valueChanged.emit(self._value)
 
 
 def boxed(title: str, *widgets_or_layouts) -> QWidget:
