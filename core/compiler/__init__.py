@@ -22,6 +22,7 @@ __all__ = [
     "supports",
     "unsupported_ops",
     "CompiledModel",
+    "export",
 ]
 
 
