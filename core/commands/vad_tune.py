@@ -1,11 +1,11 @@
 """Tune the voice activity detector automatically: search its seven parameters (and with
---search-hold the hangover) to maximise keyword accuracy on continuous streams assembled from real
-clips with silence gaps and background noise at chosen SNRs (--objective accuracy), or the match
-between VAD segments and the spoken words (--objective f1). Starts from the classifier's own VAD,
-else ELL's defaults (or --params / flags). Prints the best parameters with the numbers before and
-after, beside continuous (no VAD) and reset-per-clip; writes the parameters as JSON for
-`kws add-vad --params`, `kws eval --vad-params` and the GUI. Seeded: the same inputs give the same
-result."""
+--search-hold / --search-reset-on the reset rule) to maximise keyword accuracy on continuous
+streams assembled from real clips with silence gaps and background noise at chosen SNRs
+(--objective accuracy), or the match between VAD segments and the spoken words (--objective f1).
+Starts from the classifier's own VAD, else ELL's defaults (or --params / flags). Prints the best
+parameters with the numbers before and after, beside continuous (no VAD) and reset-per-clip;
+writes the parameters as JSON for `kws add-vad --params`, `kws eval --vad-params` and the GUI.
+Seeded: the same inputs give the same result."""
 
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ def add_arguments(p):
     t.add_argument("--trials", type=int, default=200, help="parameter settings to try (default 200)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--search-hold", action="store_true", help="also search hold_frames (0-20)")
+    t.add_argument("--search-reset-on", action="store_true",
+                   help="also search reset_on (offset: at word ends, ELL; onset: at word starts)")
     t.add_argument("--backend", choices=("auto", "compiled", "interpreter"), default="auto",
                    help="how the classifier runs (auto: compiled when possible)")
     p.add_argument("-o", "--output", required=True, metavar="JSON", help="write the best parameters here")
@@ -116,7 +118,7 @@ def main(args) -> int:
     prog = Progress(args.trials, "vad-tune")
     try:
         res = tune_vad(data, start, trials=args.trials, seed=args.seed, objective=args.objective,
-                       search_hold=args.search_hold, progress=prog)
+                       search_hold=args.search_hold, search_reset_on=args.search_reset_on, progress=prog)
     finally:
         prog.close()
 

@@ -1,4 +1,4 @@
-"""Automatic VAD tuning: search the seven parameters (optionally the hangover too) to maximise
+"""Automatic VAD tuning: search the seven parameters (optionally the reset rule too) to maximise
 keyword accuracy on continuous feature streams (or segmentation F1 against the spoken words).
 
     data = prepare(featurizer, classifier, categories, clips, noise_files=..., snrs=(20, 10))
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import KwsError
-from core.features.vad import reset_trigger
+from core.features.vad import RESET_ON, reset_trigger
 from core.graph.ir import Graph
 from core.progress import check_cancel
 from core.vad.analysis import levels_of, reset_frames, signals_from_levels
@@ -36,7 +36,7 @@ OBJECTIVES = ("accuracy", "f1")
 BOUNDS = {
     "tau_up": (0.05, 50.0),
     "tau_down": (0.005, 5.0),
-    "large_input": (1.05, 50.0),
+    "large_input": (0.5, 50.0),
     "gain_att": (1e-5, 1.0),
     "threshold_up": (0.5, 50.0),
     "threshold_down": (0.05, 20.0),
@@ -229,17 +229,18 @@ def _to_log(params: VadParams, bounds) -> np.ndarray:
     return np.array([math.log(min(max(v[k], bounds[k][0]), bounds[k][1])) for k in PARAM_NAMES])
 
 
-def _from_log(x: np.ndarray, hold: int, base: VadParams) -> VadParams:
+def _from_log(x: np.ndarray, hold: int, mode: str, base: VadParams) -> VadParams:
     vals = {k: float(math.exp(v)) for k, v in zip(PARAM_NAMES, x)}
     vals["threshold_down"] = min(vals["threshold_down"], vals["threshold_up"])
-    return base.with_values(**vals, hold_frames=int(hold))
+    return base.with_values(**vals, hold_frames=int(hold), reset_on=mode)
 
 
 def tune_vad(data: TuneData, start: VadParams | None = None, *, trials: int = 200, seed: int = 0,
-             objective: str = "accuracy", search_hold: bool = False,
+             objective: str = "accuracy", search_hold: bool = False, search_reset_on: bool = False,
              progress: Callable[[int, int], None] | None = None, cancel=None) -> TuneResult:
-    """Maximise `objective` over the seven parameters (and hold_frames when `search_hold`),
-    starting from `start` (default ELL's); reset_on stays as in `start`. Returns the best."""
+    """Maximise `objective` over the seven parameters, plus hold_frames (0-20) with
+    `search_hold` and reset_on (offset / onset) with `search_reset_on`; otherwise those stay as
+    in `start` (default: ELL's parameters). Returns the best setting and the baselines."""
     if trials < 1:
         raise ValueError(f"trials must be at least 1, got {trials}")
     start = start or VadParams()
@@ -269,38 +270,44 @@ def tune_vad(data: TuneData, start: VadParams | None = None, *, trials: int = 20
 
     first = evaluate(start)
     best = first
-    x_best, h_best = _to_log(start, bounds), int(start.reset.hold_frames)
+    cur = (_to_log(start, bounds), int(start.reset.hold_frames), start.reset.reset_on)
     # phase 1: random samples, log-uniform within the bounds
     n_random = max(0, (trials - 1) // 3)
     for _ in range(n_random):
         if stop():
             break
         x = rng.uniform(lo, hi)
-        h = int(rng.integers(0, HOLD_MAX + 1)) if search_hold else h_best
-        t = evaluate(_from_log(x, h, start))
+        h = int(rng.integers(0, HOLD_MAX + 1)) if search_hold else cur[1]
+        m = str(rng.choice(RESET_ON)) if search_reset_on else cur[2]
+        t = evaluate(_from_log(x, h, m, start))
         if t.score.key() > best.score.key():
-            best, x_best, h_best = t, x, h
+            best, cur = t, (x, h, m)
     # phase 2: coordinate descent from the best, log step halving after a sweep without gain
     step = math.log(2.0) * 2
-    dims = list(range(len(PARAM_NAMES))) + (["hold"] if search_hold else [])
+    dims: list = list(range(len(PARAM_NAMES)))
+    dims += (["hold"] if search_hold else []) + (["mode"] if search_reset_on else [])
     while not stop() and step > 1e-3:
         improved = False
         for d in [dims[i] for i in rng.permutation(len(dims))]:
             for sign in (1, -1):
                 if stop():
                     break
-                x, h = x_best.copy(), h_best
+                x, h, m = cur[0].copy(), cur[1], cur[2]
                 if d == "hold":
                     h = int(np.clip(h + sign * max(1, round(step / math.log(2.0) * 2)), 0, HOLD_MAX))
-                    if h == h_best:
+                    if h == cur[1]:
                         continue
+                elif d == "mode":
+                    if sign < 0:
+                        continue
+                    m = RESET_ON[1 - RESET_ON.index(m)]
                 else:
                     x[d] = float(np.clip(x[d] + sign * step, lo[d], hi[d]))
-                    if x[d] == x_best[d]:
+                    if x[d] == cur[0][d]:
                         continue
-                t = evaluate(_from_log(x, h, start))
+                t = evaluate(_from_log(x, h, m, start))
                 if t.score.key() > best.score.key():
-                    best, x_best, h_best, improved = t, x, h, True
+                    best, cur, improved = t, (x, h, m), True
                     break
         if not improved:
             step /= 2
