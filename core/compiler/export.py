@@ -74,7 +74,8 @@ def export(
     cats = list(categories) if categories else list(gs[-1].categories)
     if cats and len(cats) != out_size:
         raise CompileError(f"{len(cats)} categories but the model has {out_size} outputs")
-    labels = cats or [str(i) for i in range(out_size)]
+    featurizer_only = gs[-1].metadata.get("kind") == "featurizer" or bool(gs[-1].by_op("frame_buffer"))
+    labels = cats or ([] if featurizer_only else [str(i) for i in range(out_size)])
     extra = {
         "categories": labels,
         "category_count": len(labels),
@@ -91,9 +92,10 @@ def export(
         f"{name}_api.c": c_sources.api_source(name, labels),
         "CMakeLists.txt": export_files.cmake(name, demo),
         f"{name}.py": export_files.python_wrapper(name, meta),
-        "categories.txt": "".join(f"{c}\n" for c in labels),
         "README.md": export_files.readme(name, meta, target, demo, list(sources or [])),
     }
+    if labels:
+        files["categories.txt"] = "".join(f"{c}\n" for c in labels)
     if demo:
         files[f"{name}_demo.c"] = c_sources.demo_source(name, meta)
     out = Path(outdir)

@@ -208,6 +208,7 @@ def test_featurizer_and_classifier_compile_separately(devkit, tmp_path, shared_d
     for g, name in ((feat, "featurizer"), (clf, "classifier")):
         r = export(g, tmp_path / name, target=Target.host(), module_name=name)
         assert not r.demo and (tmp_path / name / f"{name}.h").exists()
+        assert (tmp_path / name / "categories.txt").exists() == (name == "classifier")
         build_from_readme(tmp_path / name)
     code = (
         "import sys, numpy as np; sys.path[:0] = sys.argv[1:3]; import featurizer, classifier\n"

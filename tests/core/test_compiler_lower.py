@@ -62,9 +62,7 @@ def test_ir_shape():
 
 
 def test_every_graph_op_is_lowered_or_refused_clearly(monkeypatch):
-    assert {"input", "output", "gru", "lstm", "vad", "fft_mag", "filterbank", "conv", "pool"} <= set(
-        LOWERINGS
-    )
+    assert {"input", "output", "gru", "lstm", "vad", "fft_mag", "filterbank", "conv", "pool"} <= set(LOWERINGS)
     # a new op without a lowering: a CompileError naming it, and KeywordSpotter falls back
     monkeypatch.setitem(graph_ops.OPS, "mystery", graph_ops.OPS["identity"])
     g = Graph([Node("x", "input", [], {"size": 4}), Node("m", "mystery", ["x"]), Node("o", "output", ["m"])])
@@ -211,9 +209,26 @@ def test_cli_compile(shared_data, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "pi3" / "kws.o").exists() and (tmp_path / "pi3" / "kws.ll").exists()
-    assert (tmp_path / "pi3" / "categories.txt").read_text().splitlines()[
-        20
-    ] == "seven"  # from beside the model
+    assert (tmp_path / "pi3" / "categories.txt").read_text().splitlines()[20] == "seven"  # from beside the model
+    wav = shared_data / "ell_examples" / "bed.wav"
+    runs = [
+        kws(
+            "run",
+            "-f",
+            d / "featurizer.ell",
+            "-c",
+            d / "classifier.ell",
+            "-cat",
+            d / "categories.txt",
+            "-w",
+            wav,
+            *flag,
+        )
+        for flag in ([], ["--compiled"], ["--interpreter"])
+    ]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    detections = [[ln for ln in r.stdout.splitlines() if ln.startswith("<<<")] for r in runs]
+    assert detections[0] == detections[1] == detections[2] == ["<<< DETECTED (1) 93% bed >>>"]
     for args, msg in [
         (("--target", "pi9"), "unknown target 'pi9'"),
         (("--module-name", "9x"), "not a C identifier"),

@@ -110,9 +110,7 @@ def test_vad_is_exact_on_real_features(feats, devkit):
             },
         },
     ):
-        g = Graph(
-            [Node("x", "input", [], {"size": 80}), Node("v", "vad", ["x"], attrs), Node("o", "output", ["v"])]
-        )
+        g = Graph([Node("x", "input", [], {"size": 80}), Node("v", "vad", ["x"], attrs), Node("o", "output", ["v"])])
         out = check_parity(g, feats, rtol=0)
         assert set(np.unique(out)) == {0.0, 1.0}
 
@@ -131,9 +129,7 @@ def test_vad_reproduces_ell_golden_data(shared_data):
     from core.features.vad import VadConfig
 
     attrs = VadConfig().to_dict() | {"frame_duration": 0.032, "sample_rate": 8000.0}
-    g = Graph(
-        [Node("x", "input", [], {"size": 40}), Node("v", "vad", ["x"], attrs), Node("o", "output", ["v"])]
-    )
+    g = Graph([Node("x", "input", [], {"size": 40}), Node("v", "vad", ["x"], attrs), Node("o", "output", ["v"])])
     out = CompiledModel(g, "vad").run(np.array(frames))
     assert out[:, 0].astype(int).tolist() == expected
 
@@ -181,3 +177,20 @@ def test_instances_are_independent(feats, devkit):
     assert rel_err(np.array(out_a), ref) <= 1e-5
     a.reset()
     assert np.array_equal(a.run(feats), np.array(out_a))
+
+
+def test_keyword_spotter_backends(shared_data, devkit):
+    from core.audio.wav import read_wav
+    from core.pipeline import KeywordSpotter
+
+    feat, clf, _ = devkit
+    auto, interp = KeywordSpotter(feat, clf), KeywordSpotter(feat, clf, backend="interpreter")
+    assert (auto.backend, auto.fallback_reason, interp.backend) == ("compiled", None, "interpreter")
+    x, _ = read_wav(shared_data / "ell_examples" / "seven.wav")
+    (fa, pa), (fi, pi) = auto.process(x), interp.process(x)
+    assert rel_err(pa, pi) <= 1e-5 and rel_err(fa, fi, 1.0) < 1e-6
+    auto.reset()
+    steps = [auto.step(b)[1] for b in clip_hops(shared_data / "ell_examples" / "seven.wav", 512)]
+    assert np.array_equal(np.array(steps), pa)
+    with pytest.raises(ValueError, match="backend"):
+        KeywordSpotter(feat, clf, backend="gpu")
