@@ -15,6 +15,9 @@ from core.compiler.targets import Target
 from core.errors import CompileError
 
 _LOCK = threading.Lock()
+# LLVM work (parsing into the global context, optimising, emitting, JIT linking) is serialised:
+# the GUI compiles on worker threads while the live view may build a model on another.
+LLVM_LOCK = threading.RLock()
 _CACHE: OrderedDict[tuple[str, Target], bytes] = OrderedDict()
 _CACHE_MAX = 32
 
@@ -79,9 +82,7 @@ def optimise(ir: str, target: Target):
         mod = llvm.parse_assembly(ir)
         mod.verify()
     except RuntimeError as e:
-        raise CompileError(
-            f"the generated LLVM IR does not verify (a compiler bug): {str(e).strip()[:2000]}"
-        ) from None
+        raise CompileError(f"the generated LLVM IR does not verify (a compiler bug): {str(e).strip()[:2000]}") from None
     tm = target_machine(target)
     mod.triple = target.triple
     mod.data_layout = str(tm.target_data)
@@ -101,11 +102,12 @@ def compile_ir(ir: str, target: Target) -> bytes:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    mod, tm = optimise(ir, target)
-    try:
-        obj = bytes(tm.emit_object(mod))
-    except RuntimeError as e:
-        raise CompileError(f"LLVM could not emit code for {target.triple} ({target.cpu}): {e}") from None
+    with LLVM_LOCK:
+        mod, tm = optimise(ir, target)
+        try:
+            obj = bytes(tm.emit_object(mod))
+        except RuntimeError as e:
+            raise CompileError(f"LLVM could not emit code for {target.triple} ({target.cpu}): {e}") from None
     obj = _mark_float_abi(obj, target)
     with _LOCK:
         _CACHE[key] = obj
@@ -133,10 +135,12 @@ def _mark_float_abi(obj: bytes, target: Target) -> bytes:
 
 def assembly(ir: str, target: Target) -> str:
     """Optimised assembly text, for inspection (are the loops vectorised?)."""
-    mod, tm = optimise(ir, target)
-    return tm.emit_assembly(mod)
+    with LLVM_LOCK:
+        mod, tm = optimise(ir, target)
+        return tm.emit_assembly(mod)
 
 
 def optimised_ir(ir: str, target: Target) -> str:
-    mod, _ = optimise(ir, target)
-    return str(mod)
+    with LLVM_LOCK:
+        mod, _ = optimise(ir, target)
+        return str(mod)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 
-from core.compiler.build import _llvm, compile_ir, ir_hash, target_machine
+from core.compiler.build import LLVM_LOCK, _llvm, compile_ir, ir_hash, target_machine
 from core.compiler.targets import Target
 from core.errors import CompileError
 
@@ -28,16 +28,17 @@ class JitLibrary:
         self.module_name = module_name
         self.target = target
         self.object = compile_ir(ir, target)
-        tm = target_machine(target, jit=True)
-        try:
-            self._jit = llvm.create_lljit_compiler(tm)
-            builder = llvm.JITLibraryBuilder().add_object_img(self.object).add_current_process()
-            for fn in API:
-                builder.export_symbol(f"{module_name}_{fn}")
-            self._tracker = builder.link(self._jit, f"{module_name}_{ir_hash(ir)[:16]}")
-        except RuntimeError as e:
-            raise CompileError(f"the JIT could not load module {module_name!r}: {e}") from None
-        self._addresses = {fn: self._tracker[f"{module_name}_{fn}"] for fn in API}
+        with LLVM_LOCK:
+            tm = target_machine(target, jit=True)
+            try:
+                self._jit = llvm.create_lljit_compiler(tm)
+                builder = llvm.JITLibraryBuilder().add_object_img(self.object).add_current_process()
+                for fn in API:
+                    builder.export_symbol(f"{module_name}_{fn}")
+                self._tracker = builder.link(self._jit, f"{module_name}_{ir_hash(ir)[:16]}")
+                self._addresses = {fn: self._tracker[f"{module_name}_{fn}"] for fn in API}
+            except RuntimeError as e:
+                raise CompileError(f"the JIT could not load module {module_name!r}: {e}") from None
 
     def address(self, fn: str) -> int:
         return self._addresses[fn]
@@ -52,7 +53,7 @@ def jit(ir: str, module_name: str, target: Target | None = None) -> JitLibrary:
     key = (ir_hash(ir), target)
     with _LOCK:
         lib = _LIBS.get(key)
-        if lib is None or lib.module_name != module_name:
+        if lib is None:
             lib = JitLibrary(ir, module_name, target)
             _LIBS[key] = lib
         return lib

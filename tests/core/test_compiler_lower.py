@@ -237,3 +237,28 @@ def test_cli_compile(shared_data, tmp_path):
     ]:
         bad = kws("compile", d / "featurizer.ell", *args)
         assert bad.returncode == 2 and msg in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_compiles_from_several_threads_at_once():
+    """The GUI compiles on worker threads: concurrent compiles and JITs are safe."""
+    import threading
+
+    graphs = [
+        chain([("input", {"size": 64}, {}), ("scale", {"factor": float(i + 1)}, {}), ("output", {}, {})])
+        for i in range(6)
+    ]
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            results[i] = CompiledModel(graphs[i], f"thread{i}").step(np.ones(64, np.float32))[0]
+            compile_ir(lower(graphs[i], f"obj{i}"), Target.preset("pi3"))
+        except Exception as e:  # noqa: BLE001 - collected and reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and results == {i: float(i + 1) for i in range(6)}
