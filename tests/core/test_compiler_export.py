@@ -29,9 +29,7 @@ def readme_block(readme: str, heading: str) -> list[str]:
 
 def build_from_readme(folder, env=None) -> None:
     for cmd in readme_block((folder / "README.md").read_text(), "Build"):
-        out = subprocess.run(
-            ["bash", "-c", cmd], cwd=folder, capture_output=True, text=True, timeout=300, env=env
-        )
+        out = subprocess.run(["bash", "-c", cmd], cwd=folder, capture_output=True, text=True, timeout=300, env=env)
         assert out.returncode == 0, f"{cmd}\n{out.stdout}\n{out.stderr}"
 
 
@@ -94,9 +92,7 @@ def test_folder_contents(host_export):
 @pytest.mark.parametrize("clip", ["seven.wav", "bed.wav", "seven_tutorial.wav"])
 def test_demo_prints_the_host_detections(host_export, devkit, shared_data, clip):
     path = shared_data / "ell_examples" / clip
-    out = subprocess.run(
-        [host_export / "build" / "kws_demo", path], capture_output=True, text=True, timeout=60
-    )
+    out = subprocess.run([host_export / "build" / "kws_demo", path], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert [ln for ln in lines if ln.startswith("<<<")] == host_detections(devkit, path)
@@ -194,10 +190,7 @@ def test_labels_and_metadata_are_escaped(devkit, tmp_path):
     import json
 
     assert json.loads(meta.stdout.decode("utf-8"))["categories"] == weird
-    code = (
-        "import sys\nsys.path.insert(0, sys.argv[1])\nimport esc_model\n"
-        "print(esc_model.Model().categories[1:4])"
-    )
+    code = "import sys\nsys.path.insert(0, sys.argv[1])\nimport esc_model\nprint(esc_model.Model().categories[1:4])"
     py = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=60)
     assert py.stdout.strip() == repr(weird[1:4])
 
@@ -233,3 +226,90 @@ def test_featurizer_and_classifier_compile_separately(devkit, tmp_path, shared_d
     assert out.returncode == 0, out.stderr
     ref = Interpreter(clf).run(Interpreter(feat).run(x))
     assert rel_err(np.load(tmp_path / "x.npy"), ref) <= 1e-5
+
+
+def _zoo(seed: int = 0):
+    """A featurizer with pre-emphasis and DCT, and a classifier with a VAD, conv, pool, affine,
+    layer norm, LSTM and GRU (both reset by the VAD), dense and softmax: most node kinds at once."""
+    from core.features.featurizer import FeaturizerConfig, build_featurizer
+    from core.graph.ir import Graph, Node
+
+    rng = np.random.default_rng(seed)
+
+    def u(*shape, s=0.3):
+        return rng.uniform(-s, s, shape).astype(np.float32)
+
+    feat = build_featurizer(FeaturizerConfig(hop_length=256, n_filters=40, preemphasis=0.97, dct=True))
+    vad = {
+        "tau_up": 1.54,
+        "tau_down": 0.074326,
+        "large_input": 2.40016,
+        "gain_att": 0.002885,
+        "threshold_up": 3.552713,
+        "threshold_down": 0.931252,
+        "level_threshold": 0.007885,
+        "frame_duration": 0.016,
+        "sample_rate": 16000.0,
+    }
+    nodes = [
+        Node("x", "input", [], {"size": 40}),
+        Node("v", "vad", ["x"], vad),
+        Node("s", "scale", ["x"], {"factor": 0.05}),
+        Node(
+            "c",
+            "conv",
+            ["s"],
+            {"in_channels": 40, "out_channels": 16, "kernel_t": 3},
+            {"weight": u(16, 40, 3, 1), "bias": u(16)},
+        ),
+        Node("p", "pool", ["c"], {"kind": "max", "in_channels": 16, "kernel_t": 2}),
+        Node("a", "affine", ["p"], {}, {"scale": u(16) + 1, "shift": u(16)}),
+        Node("n", "layer_norm", ["a"], {"n_axes": 1}, {"scale": u(16) + 1, "bias": u(16)}),
+        Node(
+            "l",
+            "lstm",
+            ["n", "v"],
+            {"hidden_size": 24},
+            {"w_ih": u(96, 16), "w_hh": u(96, 24), "b_ih": u(96), "b_hh": u(96)},
+        ),
+        Node(
+            "g",
+            "gru",
+            ["l", "v"],
+            {"hidden_size": 20, "gate_activation": "hard_sigmoid"},
+            {"w_ih": u(60, 24), "w_hh": u(60, 20), "b_ih": u(60), "b_hh": u(60)},
+        ),
+        Node("d", "dense", ["g"], {}, {"weight": u(12, 20, s=1.0), "bias": u(12)}),
+        Node("o_s", "softmax", ["d"]),
+        Node("o", "output", ["o_s"]),
+    ]
+    return feat, Graph(nodes, {"kind": "classifier", "categories": [f"k{i}" for i in range(12)]})
+
+
+def test_exported_zoo_matches_the_interpreter(tmp_path, shared_data):
+    feat, clf = _zoo()
+    out = tmp_path / "zoo"
+    export([feat, clf], out, target=Target.host(), module_name="zoo")
+    build_from_readme(out)
+    clips = real_clips(shared_data, per_word=1, words=3)
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); import zoo; m = zoo.Model()\n"
+        "for p in sys.argv[2:]:\n"
+        "    m.reset(); np.save(p + '.npy', m.classify(zoo.read_wav(p, 16000)))\n"
+    )
+    args = []
+    for i, c in enumerate(clips):
+        (tmp_path / f"{i}.wav").write_bytes(c.read_bytes())
+        args.append(str(tmp_path / f"{i}.wav"))
+    run = subprocess.run([sys.executable, "-c", code, str(out), *args], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    fi, ci = Interpreter(feat), Interpreter(clf)
+    resets = 0
+    for a, c in zip(args, clips):
+        fi.reset()
+        ci.reset()
+        vals = ci.run_all(fi.run(clip_hops(c, 256)))
+        v = vals["v"][:, 0]
+        resets += int(((v[:-1] == 1) & (v[1:] == 0)).sum())
+        assert rel_err(np.load(a + ".npy"), vals["o"]) <= 1e-5, c
+    assert resets >= 1
