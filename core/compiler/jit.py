@@ -3,7 +3,7 @@
     lib = jit(ir, "kws")          # JitLibrary: function addresses of NAME_* symbols
     lib.address("kws_predict")
 
-Libraries are cached by (IR hash, host target) and shared: each user allocates its own context,
+Libraries are shared by (IR hash, host target) while in use: each user allocates its own context,
 so any number of model instances run at once on the same code. memcpy/memset resolve from the
 process.
 """
@@ -11,6 +11,7 @@ process.
 from __future__ import annotations
 
 import threading
+import weakref
 
 from core.compiler.build import LLVM_LOCK, _llvm, compile_ir, ir_hash, target_machine
 from core.compiler.targets import Target
@@ -19,7 +20,9 @@ from core.errors import CompileError
 API = ("context_size", "reset", "predict", "predict_frames", "input_size", "output_size", "metadata")
 
 _LOCK = threading.Lock()
-_LIBS: dict[tuple[str, Target], JitLibrary] = {}
+# shared while in use: a library lives as long as a CompiledModel holds it (then the object bytes
+# stay in build's cache, so building it again is only a link)
+_LIBS: weakref.WeakValueDictionary[tuple[str, Target], JitLibrary] = weakref.WeakValueDictionary()
 
 
 class JitLibrary:
