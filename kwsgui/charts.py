@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PyQt5.QtCore import QRectF, Qt
 
 SPLIT_COLOURS = {"training": (70, 130, 200), "validation": (240, 160, 50), "testing": (90, 180, 110)}
+LEGEND = {"brush": (25, 25, 25, 210), "pen": (90, 90, 90), "labelTextColor": (225, 225, 225)}
 LINE_COLOURS = [(255, 170, 40), (80, 170, 255), (120, 220, 120), (230, 90, 200), (240, 240, 100),
                 (160, 120, 255)]
 
@@ -28,7 +29,7 @@ class CountsChart(pg.PlotWidget):
         _quiet(self)
         self.setLabel("bottom", "files")
         self.getViewBox().invertY(True)
-        self.legend = self.addLegend(offset=(-10, 10))
+        self.legend = self.addLegend(offset=(-10, 10), **LEGEND)
         self.bars = {}
         for split, colour in SPLIT_COLOURS.items():
             item = pg.BarGraphItem(x0=np.zeros(0), y=np.zeros(0), height=0.7, width=np.zeros(0),
@@ -37,9 +38,10 @@ class CountsChart(pg.PlotWidget):
             self.bars[split] = item
         self.counts: dict[str, dict[str, int]] = {}
 
-    def set_counts(self, counts: dict[str, dict[str, int]]) -> None:
+    def set_counts(self, counts: dict[str, dict[str, int]], unit: str = "files") -> None:
         """counts[split][class] -> n; classes in the order of first appearance."""
         self.counts = counts
+        self.setLabel("bottom", unit)
         classes: list[str] = []
         for per in counts.values():
             classes += [c for c in per if c not in classes]
@@ -107,19 +109,17 @@ class EpochCurves(pg.GraphicsLayoutWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.loss_plot = self.addPlot(title="loss")
-        self.acc_plot = self.addPlot(title="accuracy")
+        self.acc_plot = self.addPlot(title='accuracy: <span style="color: #50aaff">training</span> · '
+                                           '<span style="color: #78dc78">validation</span>')  # no legend on data
         for p in (self.loss_plot, self.acc_plot):
             p.setMenuEnabled(False)
             p.hideButtons()
             p.showGrid(x=True, y=True, alpha=0.2)
             p.setLabel("bottom", "epoch")
         self.acc_plot.setYRange(0, 1, padding=0.02)
-        self.acc_plot.addLegend(offset=(-10, -10))
         self.loss = self.loss_plot.plot(pen=pg.mkPen((255, 170, 40), width=2), symbol="o", symbolSize=5)
-        self.train_acc = self.acc_plot.plot(pen=pg.mkPen((80, 170, 255), width=2), symbol="o", symbolSize=5,
-                                            name="training")
-        self.val_acc = self.acc_plot.plot(pen=pg.mkPen((120, 220, 120), width=2), symbol="o", symbolSize=5,
-                                          name="validation")
+        self.train_acc = self.acc_plot.plot(pen=pg.mkPen((80, 170, 255), width=2), symbol="o", symbolSize=5)
+        self.val_acc = self.acc_plot.plot(pen=pg.mkPen((120, 220, 120), width=2), symbol="o", symbolSize=5)
         self.clear_points()
 
     def clear_points(self) -> None:
@@ -154,10 +154,9 @@ class TopClassLines(pg.PlotWidget):
         self.setYRange(0.0, 1.02, padding=0)
         self.setLabel("bottom", "time", units="s")
         self.setLabel("left", "probability")
-        self.legend = self.addLegend(offset=(10, 5), colCount=lines)
         self.curves = []
         for k in range(lines):
-            c = self.plot(pen=pg.mkPen(LINE_COLOURS[k % len(LINE_COLOURS)], width=2), name=" ")
+            c = self.plot(pen=pg.mkPen(LINE_COLOURS[k % len(LINE_COLOURS)], width=2))
             c.setDownsampling(auto=True, method="peak")
             c.setClipToView(True)
             self.curves.append(c)
@@ -168,6 +167,15 @@ class TopClassLines(pg.PlotWidget):
 
     def set_threshold(self, threshold: float) -> None:
         self.threshold_line.setPos(float(threshold))
+
+    def legend_html(self, labels: Sequence[str]) -> str:
+        """The classes drawn now, each in its line's colour (for a label outside the plot)."""
+        parts = []
+        for k, i in enumerate(self.shown):
+            r, g, b = LINE_COLOURS[k % len(LINE_COLOURS)]
+            name = labels[i] if i < len(labels) else str(i)
+            parts.append(f'<span style="color: rgb({r},{g},{b}); font-weight: bold;">━ {name}</span>')
+        return "&nbsp;&nbsp;&nbsp;".join(parts)
 
     def clear_lines(self) -> None:
         for c in self.curves:
@@ -190,8 +198,5 @@ class TopClassLines(pg.PlotWidget):
                 c.setData(t, probs[:, top[k]])
             else:
                 c.setData([], [])
-        if top != self.shown:
-            self.shown = top
-            for k, (_sample, label) in enumerate(self.legend.items):
-                label.setText(labels[top[k]] if k < len(top) and top[k] < len(labels) else "")
+        self.shown = top
         self.setXRange(t[0], max(t[-1], t[0] + dt), padding=0)

@@ -88,13 +88,15 @@ class CompilePanel(Panel):
         self.models_label.setStyleSheet(NOTE_STYLE)
         self.target_label = QLabel()
         self.target_label.setStyleSheet(NOTE_STYLE)
+        self.target_label.setWordWrap(True)
+        self.models_label.setWordWrap(True)
         self.compile_button = QPushButton("⚙  Compile")
         self.compile_button.clicked.connect(lambda: self.compile())
         self.verify_button = QPushButton("✔  Verify")
         self.verify_button.setToolTip("Build the folder and run its demo on the clip (ARM: under qemu), "
                                       "comparing the detections with this machine's")
         self.verify_button.clicked.connect(lambda: self.verify())
-        self.bench_button = QPushButton("⏱  Benchmark")
+        self.bench_button = QPushButton("Benchmark")
         self.bench_button.clicked.connect(lambda: self.benchmark())
         form = QFormLayout()
         form.addRow("Models", self.models_label)
@@ -169,7 +171,9 @@ class CompilePanel(Panel):
         try:
             t = self.target()
             feats = t.features or "–"
-            self.target_label.setText(f"{t.triple}  cpu {t.cpu}  features {feats}  -O{t.opt_level}")
+            short = feats if len(feats) <= 60 else feats[:57] + "…"  # the host lists ~100 features
+            self.target_label.setText(f"{t.triple}  cpu {t.cpu}  features {short}  -O{t.opt_level}")
+            self.target_label.setToolTip(feats)
         except (CompileError, ValueError) as e:
             self.target_label.setText(str(e))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt5.QtCore import pyqtSignal
+from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -17,6 +17,7 @@ from PyQt5.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -250,9 +251,16 @@ class DatasetPanel(Panel):
         for w in (lists_box, synth_box, build_box):
             ll.addWidget(w)
         ll.addStretch(1)
+        scroll = QScrollArea()  # the forms scroll (vertically) on a small screen
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(left)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         split = QSplitter()
-        split.addWidget(left)
+        split.addWidget(scroll)
         split.addWidget(right)
+        split.setSizes([560, 620])
         split.setStretchFactor(1, 1)
         lay = QVBoxLayout(self)
         lay.addWidget(self.error)
@@ -386,7 +394,7 @@ class DatasetPanel(Panel):
     def _build_done(self, r: BuildReport) -> None:
         self.build_report = r
         self.chart_title.setText(f"Rows per class in {r.outdir}")
-        self.chart.set_counts(r.counts)
+        self.chart.set_counts(r.counts, unit="rows")
         rows = ", ".join(f"{s} {sum(c.values())}" for s, c in r.counts.items())
         self.summary.setText(f"wrote {', '.join(Path(f).name for f in r.files)}: rows {rows}; "
                              f"{len(r.skipped)} files skipped")

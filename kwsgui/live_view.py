@@ -23,6 +23,7 @@ from PyQt5.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
+    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -157,23 +158,24 @@ class LiveView(QWidget):
             transport.addWidget(w)
         transport.addWidget(QLabel("Backend"))
         transport.addWidget(self.backend_combo)
-        transport.addSpacing(12)
-        for label, w in (("Threshold", self.threshold_spin), ("Smoothing", self.smoothing_spin),
-                         ("Ignore", self.ignore_edit)):
-            transport.addWidget(QLabel(label))
-            transport.addWidget(w, 1 if w is self.ignore_edit else 0)
+        transport.addStretch(1)
 
         self.model_label = QLabel()
         self.model_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.model_label.setStyleSheet(NOTE_STYLE)
+        self.model_label.setWordWrap(True)
         self.error_label = ErrorBanner()
 
         self.spectrogram = SpectrogramPlot()
         spec_box = QGroupBox("Mel spectrogram")
         QVBoxLayout(spec_box).addWidget(self.spectrogram)
         self.lines = TopClassLines()
+        self.lines_legend = QLabel()
+        self.lines_legend.setTextFormat(Qt.RichText)
         self.lines_box = QGroupBox("Top classes over time")
-        QVBoxLayout(self.lines_box).addWidget(self.lines)
+        ll = QVBoxLayout(self.lines_box)
+        ll.addWidget(self.lines_legend)
+        ll.addWidget(self.lines, 1)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
@@ -195,6 +197,11 @@ class LiveView(QWidget):
         bl = QVBoxLayout(self.bars_box)
         bl.addWidget(self.top_label)
         bl.addWidget(self.bars, 1)
+        detect = QFormLayout()  # detection settings beside what they act on
+        detect.addRow("Threshold", self.threshold_spin)
+        detect.addRow("Smoothing", self.smoothing_spin)
+        detect.addRow("Ignore", self.ignore_edit)
+        bl.addLayout(detect)
         self.bars_box.setMinimumWidth(280)
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
@@ -255,6 +262,7 @@ class LiveView(QWidget):
         cap = max(1, math.ceil(LINES_WINDOW_S / models.frame_duration_s))
         self.prob_ring = ColumnRing(cap, max(1, models.n_classes))
         self.lines.clear_lines()
+        self.lines_legend.clear()
         self.bars.set_labels(models.labels)
         has_clf = models.classifier is not None
         self.bars_box.setVisible(has_clf)
@@ -413,6 +421,7 @@ class LiveView(QWidget):
         self.spectrogram.clear_image()
         self.prob_ring.clear()
         self.lines.clear_lines()
+        self.lines_legend.clear()
         self.level_meter.reset()
         self.vad_led.set_on(False)
         self.bars.set_labels(self._models.labels)
@@ -522,6 +531,30 @@ class LiveView(QWidget):
         self._ignore_changed()
 
     # ------------------------------------------------------------------ drawing (GUI timer)
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._align_plots)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._align_plots)
+
+    def _align_plots(self) -> None:
+        """Line the time axis of the class lines up with the spectrogram's (which has a colour bar)."""
+        self.spectrogram.getAxis("left").setWidth(48)
+        self.lines.getAxis("left").setWidth(48)
+        spec_vb, lines_vb = self.spectrogram.getViewBox(), self.lines.getViewBox()
+        gap_spec = self.spectrogram.width() - spec_vb.sceneBoundingRect().right()
+        gap_lines = self.lines.width() - lines_vb.sceneBoundingRect().right()
+        right = self.lines.getAxis("right")
+        have = right.width() if self.lines.getPlotItem().getAxis("right").isVisible() else 0
+        want = max(0, int(round(have + gap_spec - gap_lines)))
+        if want != have:
+            self.lines.showAxis("right")
+            right.setStyle(showValues=False)
+            right.setPen(None)
+            right.setWidth(want)
+
     @property
     def frame_rate(self) -> float:
         """Draws per second that showed new frames, over the last second."""
@@ -542,7 +575,10 @@ class LiveView(QWidget):
                 labels = self._models.labels
                 hidden = {labels.index(lb) for lb in self.ignored() if lb in labels}
                 dt = self._models.frame_duration_s
+                before = self.lines.shown
                 self.lines.draw(self.prob_ring.latest(), self.prob_ring.total * dt, dt, labels, hidden)
+                if self.lines.shown != before:
+                    self.lines_legend.setText(self.lines.legend_html(labels))
         b = self._last
         if fresh:
             now = time.monotonic()

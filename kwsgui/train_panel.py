@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtGui import QFont
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -137,10 +138,12 @@ class TrainPanel(Panel):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(form_widget)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(form_widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
 
         self.start_button = QPushButton("▶  Start")
         self.start_button.clicked.connect(lambda: self.start())
-        self.resume_button = QPushButton("⏯  Resume")
+        self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue from the output folder's checkpoint (up to the epochs set)")
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.stop_button = self.job_bar.stop_button
@@ -176,6 +179,8 @@ class TrainPanel(Panel):
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
+        self.log.setLineWrapMode(QPlainTextEdit.NoWrap)
+        self.log.setFont(QFont("monospace", 9))
         bottom = QSplitter()
         bottom.addWidget(self.log)
         bottom.addWidget(self.heat)

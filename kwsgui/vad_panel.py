@@ -26,6 +26,7 @@ from PyQt5.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -186,7 +187,7 @@ class VadPanel(Panel):
         self.trials.setValue(int(settings.value("vad/trials", 200)))
         self.objective = QComboBox()
         self.objective.addItems(OBJECTIVES)
-        self.tune_button = QPushButton("✨  Auto-tune")
+        self.tune_button = QPushButton("Auto-tune")
         self.tune_button.clicked.connect(lambda: self.auto_tune())
         tf = QFormLayout()
         tf.addRow("Clips", self.tune_list)
@@ -221,6 +222,12 @@ class VadPanel(Panel):
             ll.addWidget(w)
         ll.addLayout(arow)
         ll.addStretch(1)
+        scroll = QScrollArea()  # the controls scroll (vertically) on a small screen
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(left)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         self._build_plots()
         self.info = QLabel("load or record a clip")
         self.info.setStyleSheet(NOTE_STYLE)
@@ -230,9 +237,9 @@ class VadPanel(Panel):
         rl.addWidget(self.plots, 1)
         rl.addWidget(self.info)
         split = QSplitter()
-        split.addWidget(left)
+        split.addWidget(scroll)
         split.addWidget(right)
-        split.setSizes([430, 800])
+        split.setSizes([450, 800])
         lay = QVBoxLayout(self)
         lay.addWidget(self.error)
         lay.addWidget(split, 1)
@@ -245,15 +252,16 @@ class VadPanel(Panel):
         self.image = pg.ImageItem(axisOrder="col-major")
         self.image.setColorMap(pg.colormap.get(SPECTROGRAM_CMAP))
         self.spec_plot.addItem(self.image)
-        self.level_plot = self.plots.addPlot(row=1, col=0, title="level and noise floor")
+        key = " · ".join(f'<span style="color: {c}">{t}</span>' for t, c in (
+            ("level", "#ffaa28"), ("floor", "#50aaff"), ("on ×", "#78dc78"), ("off ×", "#e65ac8"),
+            ("level threshold", "#b4b4b4")))
+        self.level_plot = self.plots.addPlot(row=1, col=0, title=key)  # the key as the title: no legend on data
         self.level_plot.setLogMode(y=True)
-        self.level_plot.addLegend(offset=(-10, 5), colCount=3)
-        self.level_curve = self.level_plot.plot(pen=pg.mkPen((255, 170, 40), width=2), name="level")
-        self.floor_curve = self.level_plot.plot(pen=pg.mkPen((80, 170, 255), width=2), name="floor")
-        self.on_curve = self.level_plot.plot(pen=pg.mkPen((120, 220, 120), style=Qt.DashLine), name="on")
-        self.off_curve = self.level_plot.plot(pen=pg.mkPen((230, 90, 200), style=Qt.DotLine), name="off")
-        self.min_curve = self.level_plot.plot(pen=pg.mkPen((180, 180, 180), style=Qt.DashDotLine),
-                                              name="level threshold")
+        self.level_curve = self.level_plot.plot(pen=pg.mkPen((255, 170, 40), width=2))
+        self.floor_curve = self.level_plot.plot(pen=pg.mkPen((80, 170, 255), width=2))
+        self.on_curve = self.level_plot.plot(pen=pg.mkPen((120, 220, 120), style=Qt.DashLine))
+        self.off_curve = self.level_plot.plot(pen=pg.mkPen((230, 90, 200), style=Qt.DotLine))
+        self.min_curve = self.level_plot.plot(pen=pg.mkPen((180, 180, 180), style=Qt.DashDotLine))
         self.signal_plot = self.plots.addPlot(row=2, col=0, title="VAD signal (× resets)")
         self.signal_plot.setYRange(-0.1, 1.2, padding=0)
         self.signal_curve = self.signal_plot.plot(pen=pg.mkPen((120, 220, 120), width=2), stepMode="center",
@@ -265,6 +273,8 @@ class VadPanel(Panel):
         for p in (self.spec_plot, self.level_plot, self.signal_plot):
             p.setMenuEnabled(False)
             p.hideButtons()
+            p.getAxis("left").setWidth(52)  # equal widths: the linked time axes line up
+            p.enableAutoRange(x=False)  # the clip's length sets the time range
         self.signal_plot.setLabel("bottom", "time", units="s")
         self.plots.ci.layout.setRowStretchFactor(0, 3)
         self.plots.ci.layout.setRowStretchFactor(1, 3)
@@ -307,6 +317,7 @@ class VadPanel(Panel):
         self.signal_curve.setData(np.append(t, t[-1] + fd), sig.astype(float))
         resets = self.trace.resets
         self.reset_points.setData(resets * fd, np.full(len(resets), 0.5))
+        self.spec_plot.setXRange(0.0, len(lv) * fd, padding=0)
         segs = self.trace.segments
         self.info.setText(f"{Path(self.clip.path).name}: {len(lv)} frames · {int(sig.sum())} voiced · "
                           f"{len(segs)} segment(s) · {len(resets)} reset(s) · traced in {self.trace_ms:.2f} ms")

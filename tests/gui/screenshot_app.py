@@ -1,9 +1,19 @@
 """Run by test_screenshot.py under Xvfb (a real X server, QT_QPA_PLATFORM=xcb): opens the real
-main window, loads the given models, plays the demo wav at 2x real time, and once the last
-keyword of the demo ("marvin") has been detected saves `window.grab()` to OUT_PNG and, when
-imagemagick is there, the whole X screen to OUT_PNG with a `-root` suffix. Exit 0 on success.
+main window with the given models and drives every panel through its main flow, saving
+`window.grab()` of each to OUT_DIR/<panel>.png once its job has finished:
 
-    python screenshot_app.py OUT_PNG SETTINGS_INI FEATURIZER CLASSIFIER CATEGORIES
+  live      the demo wav at 2x real time, shot once the last keyword ("marvin") is detected
+            (and, when imagemagick is there, the whole X screen to live_view-root.png)
+  dataset   lists + datasets from 6 words of the real Speech Commands sample
+  training  a few epochs on that dataset: curves, test accuracy, confusion matrix
+  models    the DevKit classifier.ell imported: the graph summary
+  vad       the demo wav's features, level, noise floor and VAD signal
+  compile   host compile, Verify on seven.wav, Benchmark
+  evaluate  20 real clips in continuous + VAD mode
+
+Exit 0 when every shot was saved.
+
+    python screenshot_app.py OUT_DIR SETTINGS_INI FEATURIZER CLASSIFIER CATEGORIES DATA_DIR
 """
 
 import shutil
@@ -21,51 +31,153 @@ from core.models import DEMO_WAV  # noqa: E402
 from kwsgui.app import MainWindow  # noqa: E402
 
 LAST_WORD = "DETECTED marvin"
-TIMEOUT_MS = 60_000
+TIMEOUT_MS = 240_000
+WORDS = ("seven", "yes", "no", "bed", "marvin", "stop")
 
 
 def main() -> int:
-    out, ini, featurizer, classifier, categories = sys.argv[1:6]
-    out = Path(out)
+    out, ini, featurizer, classifier, categories, data = sys.argv[1:7]
+    out, data = Path(out), Path(data)
+    work = out / "work"
     app = QApplication(sys.argv[:1])
     win = MainWindow(settings=QSettings(ini, QSettings.IniFormat))
     win.load_startup_models(featurizer, classifier, categories)
-    win.resize(1200, 760)
+    win.resize(1280, 800)
     win.show()
     view = win.live_view
-    result = {"rc": 3}
+    state = {"rc": 3, "shots": []}
+    steps = []
 
-    def shoot() -> None:
-        view._draw(force=True)
+    def fail(why: str) -> None:
+        print(why, file=sys.stderr)
+        state["rc"] = 2
+        win.close()
+
+    def shoot(name: str) -> None:
         app.processEvents()
-        if not win.grab().save(str(out)):
-            print(f"cannot save {out}", file=sys.stderr)
-            result["rc"] = 4
-        else:
-            result["rc"] = 0
-            if shutil.which("import"):
-                root = out.with_name(out.stem + "-root.png")
-                subprocess.run(["import", "-window", "root", str(root)], check=False, timeout=30)
-        win.close()
+        path = out / ("live_view.png" if name == "live" else f"{name}.png")
+        if not win.grab().save(str(path)):
+            fail(f"cannot save {path}")
+            return
+        state["shots"].append(path.name)
+        if name == "live" and shutil.which("import"):
+            subprocess.run(["import", "-window", "root", str(out / "live_view-root.png")], check=False, timeout=30)
 
-    def poll() -> None:
-        if LAST_WORD in view.log.toPlainText():
-            timer.stop()
-            QTimer.singleShot(120, shoot)  # a few draws later: the bars show the word
+    def next_step() -> None:
+        if not steps:
+            state["rc"] = 0
+            win.close()
+            return
+        steps.pop(0)()
 
-    def give_up() -> None:
-        print(f"timed out waiting for {LAST_WORD!r}; log:\n{view.log.toPlainText()}", file=sys.stderr)
-        result["rc"] = 2
-        win.close()
+    def after(panel, then, delay_ms: int = 400) -> None:
+        """When the panel's job ends: fail on an error, else run `then` a few draws later."""
 
+        def done(summary) -> None:
+            panel.job_finished.disconnect(done)
+            if summary.error:
+                fail(f"{panel.title}: {summary.error}")
+            else:
+                QTimer.singleShot(delay_ms, then)
+
+        panel.job_finished.connect(done)
+
+    # ---------------------------------------------------------------- live
+    def live() -> None:
+        win.show_panel("live")
+
+        def poll() -> None:
+            if LAST_WORD in view.log.toPlainText():
+                timer.stop()
+                QTimer.singleShot(150, lambda: (view._draw(force=True), shoot("live"), view.stop(),
+                                                QTimer.singleShot(200, next_step)))
+
+        timer.timeout.connect(poll)
+        timer.start(20)
+        view.play(DEMO_WAV, realtime=True, speed=2.0, play_audio=False)
+
+    # ---------------------------------------------------------------- dataset + training
+    def dataset() -> None:
+        p = win.dataset_panel
+        win.show_panel("dataset")
+        audio = work / "audio"
+        for w in WORDS:
+            (audio / w).mkdir(parents=True, exist_ok=True)
+            for f in sorted((data / "speech_commands_v0.01_sample" / w).glob("*.wav")):
+                if not (audio / w / f.name).exists():
+                    (audio / w / f.name).symlink_to(f)
+        p.add_folder(audio)
+        p.lists_out.set_path(work / "lists")
+        p.val_pct.setValue(20.0)
+        p.test_pct.setValue(20.0)
+        p.dataset_out.set_path(work / "datasets")
+        p.noise_dir.set_path(data / "background_noise")
+        p.noise_fraction.setValue(0.5)
+        p.bad_list.set_path(data / "ell_examples" / "bad_list.txt")
+        after(p, lambda: (after(p, lambda: (shoot("dataset"), next_step())), p.build()))
+        p.make_lists()
+
+    def training() -> None:
+        p = win.train_panel
+        win.show_panel("training")
+        p.outdir.set_path(work / "train")
+        for name, value in (("hidden_size", 64), ("num_layers", 1), ("batch_size", 8), ("epochs", 40),
+                            ("optimizer", "adam"), ("learning_rate", 0.003), ("normalize", True)):
+            p.set_option(name, value)
+        after(p, lambda: (shoot("training"), next_step()))
+        p.start()
+
+    # ---------------------------------------------------------------- models, vad
+    def models() -> None:
+        p = win.models_panel
+        win.show_panel("models")
+        p.categories.set_path(categories)
+        after(p, lambda: (shoot("models"), next_step()))
+        p.import_model(classifier)
+
+    def vad() -> None:
+        p = win.vad_panel
+        win.show_panel("vad")
+        p.params_from_live()
+        after(p, lambda: (shoot("vad"), next_step()))
+        p.load_clip(DEMO_WAV)
+
+    # ---------------------------------------------------------------- compile, evaluate
+    def compile_() -> None:
+        p = win.compile_panel
+        win.show_panel("compile")
+        p.set_target("host")
+        p.module.setText("kws")
+        p.outdir.set_path(work / "kws_host")
+        p.clip.set_path(data / "ell_examples" / "seven.wav")
+        after(p, lambda: (after(p, lambda: (after(p, lambda: (shoot("compile"), next_step())), p.benchmark())),
+                          p.verify()))
+        p.compile()
+
+    def evaluate() -> None:
+        p = win.eval_panel
+        win.show_panel("evaluate")
+        root = data / "speech_commands_v0.01_sample"
+        lf = work / "eval_list.txt"
+        lf.write_text("".join(f"{f}\n" for w in ("seven", "bed", "marvin", "yes", "no")
+                              for f in sorted((root / w).glob("*.wav"))[:4]))
+        p.list_file.set_path(lf)
+        p.set_mode("vad")
+        after(p, lambda: (shoot("evaluate"), next_step()))
+        p.evaluate()
+
+    # training loads its model into the live view only on request: later panels use the DevKit's
+    steps += [live, dataset, training, models, vad, compile_, evaluate]
+    for panel in (win.dataset_panel, win.train_panel, win.models_panel, win.vad_panel, win.compile_panel,
+                  win.eval_panel):
+        panel.job_failed.connect(lambda text, t=panel.title: print(f"{t} failed: {text}", file=sys.stderr))
     view.stream_failed.connect(lambda text: print(f"stream failed: {text}", file=sys.stderr))
     timer = QTimer()
-    timer.timeout.connect(poll)
-    timer.start(20)
-    QTimer.singleShot(TIMEOUT_MS, give_up)
-    QTimer.singleShot(300, lambda: view.play(DEMO_WAV, realtime=True, speed=2.0, play_audio=False))
+    QTimer.singleShot(TIMEOUT_MS, lambda: fail(f"timed out after {state['shots']}"))
+    QTimer.singleShot(300, next_step)
     app.exec_()
-    return result["rc"]
+    print(" ".join(state["shots"]))
+    return state["rc"]
 
 
 if __name__ == "__main__":
