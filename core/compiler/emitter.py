@@ -223,26 +223,20 @@ class Function:
         if nbytes <= 0:
             return
         self.module.declare("llvm.memcpy", "declare void @llvm.memcpy.p0.p0.i32(ptr, ptr, i32, i1)")
-        self.emit(
-            f"call void @llvm.memcpy.p0.p0.i32(ptr align 4 {dst}, ptr align 4 {src}, i32 {nbytes}, i1 false)"
-        )
+        self.emit(f"call void @llvm.memcpy.p0.p0.i32(ptr align 4 {dst}, ptr align 4 {src}, i32 {nbytes}, i1 false)")
 
     def memmove(self, dst: str, src: str, nbytes: int) -> None:
         if nbytes <= 0:
             return
         self.module.declare("llvm.memmove", "declare void @llvm.memmove.p0.p0.i32(ptr, ptr, i32, i1)")
-        self.emit(
-            f"call void @llvm.memmove.p0.p0.i32(ptr align 4 {dst}, ptr align 4 {src}, i32 {nbytes}, i1 false)"
-        )
+        self.emit(f"call void @llvm.memmove.p0.p0.i32(ptr align 4 {dst}, ptr align 4 {src}, i32 {nbytes}, i1 false)")
 
     def memset0(self, dst: str, nbytes) -> None:
         self.module.declare("llvm.memset", "declare void @llvm.memset.p0.i32(ptr, i8, i32, i1)")
         self.emit(f"call void @llvm.memset.p0.i32(ptr align 4 {dst}, i8 0, i32 {nbytes}, i1 false)")
 
     # ------------------------------------------------------------- arithmetic
-    def fop(
-        self, op: str, a: str, b: str, ty: str = "float", fast: bool | str = True, hint: str = "f"
-    ) -> str:
+    def fop(self, op: str, a: str, b: str, ty: str = "float", fast: bool | str = True, hint: str = "f") -> str:
         flags = f"{FAST_REDUCE} " if fast == "reduce" else f"{FAST} " if fast else ""
         return self.assign(f"{op} {flags}{ty} {a}, {b}", hint)
 
@@ -307,11 +301,7 @@ class Function:
         self.br(latch)
         self.block(latch)
         self.emit(f"{nxt} = add nsw i32 {iv}, {step}")
-        md = (
-            f", !llvm.loop {self.module.vectorize_md()}"
-            if vectorize and _worth_vectorizing(start, stop, step)
-            else ""
-        )
+        md = f", !llvm.loop {self.module.vectorize_md()}" if vectorize and _worth_vectorizing(start, stop, step) else ""
         self.emit(f"br label %{head}{md}")
         self.block(done)
 
@@ -331,11 +321,7 @@ class Function:
         params = ", ".join(f"{t} %{n}" for t, n in self.params)
         linkage = "internal " if self.internal else ""
         attrs = "#1" if self.inline else "#0"
-        return (
-            f"define {linkage}{self.ret_ty} @{self.name}({params}) {attrs} {{\n"
-            + "\n".join(self.lines)
-            + "\n}\n"
-        )
+        return f"define {linkage}{self.ret_ty} @{self.name}({params}) {attrs} {{\n" + "\n".join(self.lines) + "\n}\n"
 
 
 def _worth_vectorizing(start, stop, step) -> bool:

@@ -35,9 +35,7 @@ class ExportResult:
 
 def _is_audio_module(graphs: list[Graph]) -> bool:
     first = graphs[0]
-    return len(graphs) >= 2 and (
-        first.metadata.get("kind") == "featurizer" or bool(first.by_op("frame_buffer"))
-    )
+    return len(graphs) >= 2 and (first.metadata.get("kind") == "featurizer" or bool(first.by_op("frame_buffer")))
 
 
 def _check_writable(outdir: Path) -> None:

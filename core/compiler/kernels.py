@@ -151,7 +151,5 @@ def _gemv_block(
                 fn.fadd(terms[j], terms[j + 1], wty) if j + 1 < len(terms) else terms[j]
                 for j in range(0, len(terms), 2)
             ]
-        part = (
-            fn.assign(f"fpext float {terms[0]} to double") if ty == "double" and wty == "float" else terms[0]
-        )
+        part = fn.assign(f"fpext float {terms[0]} to double") if ty == "double" and wty == "float" else terms[0]
         fn.store(ty, fn.fadd(fn.load(ty, py, "y"), part, ty), py)

@@ -225,16 +225,12 @@ def lower(
             raise CompileError(f"cannot compile {_gname(g, si)}: {e}") from None
         for n in g.nodes:
             if n.op not in LOWERINGS:
-                raise CompileError(
-                    f"{_gname(g, si)}: node {n.id!r}: op {n.op!r} is not supported by the compiler"
-                )
+                raise CompileError(f"{_gname(g, si)}: node {n.id!r}: op {n.op!r} is not supported by the compiler")
         stages.append((g, shapes))
     for si in range(1, len(gs)):
         a, b = gs[si - 1].output_size, gs[si].input_size
         if a != b:
-            raise CompileError(
-                f"{_gname(gs[si], si)} expects {b} inputs but {_gname(gs[si - 1], si - 1)} emits {a}"
-            )
+            raise CompileError(f"{_gname(gs[si], si)} expects {b} inputs but {_gname(gs[si - 1], si - 1)} emits {a}")
 
     meta = module_metadata(gs, module_name, metadata)
     m = Module(module_name)
@@ -329,9 +325,7 @@ def _emit_step(m: Module, name: str, infos: list[list[_NodeInfo]]) -> str:
                 buf[(si, n.id)] = "%in" if prev_out is None else prev_out
                 continue
             if n.op == "constant":
-                buf[(si, n.id)] = m.const_array(
-                    f"c_{n.id}", np.asarray(n.params["value"], np.float32).reshape(-1)
-                )
+                buf[(si, n.id)] = m.const_array(f"c_{n.id}", np.asarray(n.params["value"], np.float32).reshape(-1))
                 continue
             if n.op == "output":
                 if last_stage:  # the module output: copy into the caller's buffer
@@ -384,9 +378,7 @@ def _emit_api(m: Module, name: str, step: str, layout: Layout, gs: list[Graph], 
     fn.call("void", f"@{step}", [("ptr", "%ctx"), ("ptr", "%in"), ("ptr", "%out")])
     fn.ret()
 
-    fn = m.function(
-        f"{name}_predict_frames", "void", [("ptr", "ctx"), ("ptr", "in"), ("ptr", "out"), ("i32", "n")]
-    )
+    fn = m.function(f"{name}_predict_frames", "void", [("ptr", "ctx"), ("ptr", "in"), ("ptr", "out"), ("i32", "n")])
     with fn.loop("0", "%n", hint="frames") as t:
         xi = fn.iop("mul", t, str(in_size))
         yi = fn.iop("mul", t, str(out_size))

@@ -331,9 +331,7 @@ class Log(OpLowering):
             # (TwoSum), and log(x + delta) = log(s) + err / s to first order
             s = fn.fadd(x, d, fast=False)
             bb = fn.fsub(s, x, fast=False)
-            err = fn.fadd(
-                fn.fsub(x, fn.fsub(s, bb, fast=False), fast=False), fn.fsub(d, bb, fast=False), fast=False
-            )
+            err = fn.fadd(fn.fsub(x, fn.fsub(s, bb, fast=False), fast=False), fn.fsub(d, bb, fast=False), fast=False)
             v = fn.fadd(kernels.unary(fn, "log", s), fn.fdiv(err, s, fast=False), fast=False)
             fn.store_at("float", v, k.out, i)
 

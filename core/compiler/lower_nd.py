@@ -155,9 +155,7 @@ class Affine(OpLowering):
         table = (
             None
             if same
-            else k.m.const_array(
-                f"bcast_{k.node.id}", np.broadcast_to(_idx(k.in_shapes[0]), shape).reshape(-1), "i32"
-            )
+            else k.m.const_array(f"bcast_{k.node.id}", np.broadcast_to(_idx(k.in_shapes[0]), shape).reshape(-1), "i32")
         )
         with fn.loop("0", str(k.out_size), vectorize=True) as i:
             j = i if same else fn.load_at("i32", table, i)
@@ -182,9 +180,7 @@ class DenseNd(OpLowering):
         wt = kernels.gemv_weights(k.m, f"dense_{k.node.id}_w", wp)
         bias = None
         if "bias" in k.node.params:
-            bias = k.m.const_array(
-                f"dense_{k.node.id}_b", kernels.padded_vec(np.asarray(k.node.params["bias"]))
-            )
+            bias = k.m.const_array(f"dense_{k.node.id}_b", kernels.padded_vec(np.asarray(k.node.params["bias"])))
         for r in range(rows):  # rows are few (a frame's leading axes); each is one fused GEMV
             kernels.gemv(
                 fn,
@@ -220,9 +216,7 @@ class Reduce(OpLowering):
         acc = k.r["acc"]
         with fn.loop("0", str(k.out_size), hint="out") as o:
             base = fn.iop("mul", o, str(n_red))
-            first = fn.assign(
-                f"fpext float {fn.load_at('float', k.ins[0], fn.load_at('i32', t, base))} to double"
-            )
+            first = fn.assign(f"fpext float {fn.load_at('float', k.ins[0], fn.load_at('i32', t, base))} to double")
             fn.store(d, first if kind in ("max", "min") else lit(0.0, d), acc)
             with fn.loop("0" if kind in ("mean", "sum") else "1", str(n_red), hint="red") as r:
                 j = fn.load_at("i32", t, fn.iop("add", base, r))
@@ -255,9 +249,7 @@ class LayerNorm(OpLowering):
         group = int(np.prod(shape[len(shape) - n_axes :]))
         rows = k.in_size // group
         scale = np.broadcast_to(np.asarray(k.node.params["scale"], np.float32), shape).reshape(-1)
-        bias = np.broadcast_to(np.asarray(k.node.params.get("bias", np.zeros(1)), np.float32), shape).reshape(
-            -1
-        )
+        bias = np.broadcast_to(np.asarray(k.node.params.get("bias", np.zeros(1)), np.float32), shape).reshape(-1)
         gs, gb = (
             k.m.const_array(f"ln_scale_{k.node.id}", scale, d),
             k.m.const_array(f"ln_bias_{k.node.id}", bias, d),
@@ -275,19 +267,13 @@ class LayerNorm(OpLowering):
             mu = fn.fdiv(fn.load(d, mean_p), n, d, fast=False)
             fn.store(d, lit(0.0, d), var_p)
             with fn.loop("0", str(group), hint="var") as i:
-                dv = fn.fsub(
-                    fn.assign(f"fpext float {fn.load_at('float', x, i)} to double"), mu, d, fast=False
-                )
-                fn.store(
-                    d, fn.fadd(fn.load(d, var_p), fn.fmul(dv, dv, d, fast=False), d, fast="reduce"), var_p
-                )
+                dv = fn.fsub(fn.assign(f"fpext float {fn.load_at('float', x, i)} to double"), mu, d, fast=False)
+                fn.store(d, fn.fadd(fn.load(d, var_p), fn.fmul(dv, dv, d, fast=False), d, fast="reduce"), var_p)
             var = fn.fdiv(fn.load(d, var_p), n, d, fast=False)
             sd = fn.intrinsic("sqrt", d, [fn.fadd(var, eps, d, fast=False)])
             with fn.loop("0", str(group), hint="norm") as i:
                 j = fn.iop("add", base, i)
-                dv = fn.fsub(
-                    fn.assign(f"fpext float {fn.load_at('float', x, i)} to double"), mu, d, fast=False
-                )
+                dv = fn.fsub(fn.assign(f"fpext float {fn.load_at('float', x, i)} to double"), mu, d, fast=False)
                 y = fn.fmul(fn.fdiv(dv, sd, d, fast=False), fn.load_at(d, gs, j), d, fast=False)
                 y = fn.fadd(y, fn.load_at(d, gb, j), d, fast=False)
                 fn.store_at("float", fn.assign(f"fptrunc double {y} to float"), k.out, j)

@@ -128,9 +128,7 @@ class Dense(OpLowering):
         wt = kernels.gemv_weights(k.m, f"dense_{k.node.id}_w", wp)
         bias = None
         if "bias" in k.node.params:
-            bias = k.m.const_array(
-                f"dense_{k.node.id}_b", kernels.padded_vec(np.asarray(k.node.params["bias"]))
-            )
+            bias = k.m.const_array(f"dense_{k.node.id}_b", kernels.padded_vec(np.asarray(k.node.params["bias"])))
         kernels.gemv(k.fn, k.out, wt, k.ins[0], k.in_size, mp, bias, k.r["acc"])
 
 
@@ -232,12 +230,8 @@ class Gru(_Recurrent):
             kernels.gemv(fn, gh, w_hh, h, hid, mp, self._bias(k, "b_hh"), k.r["acc"])
             with fn.loop("0", str(hp), vectorize=True, hint="gru") as i:
                 i2, i3 = fn.iop("add", i, str(hp)), fn.iop("add", i, str(2 * hp))
-                r = kernels.unary(
-                    fn, gate, ew_add(fn, fn.load_at("float", gi, i), fn.load_at("float", gh, i))
-                )
-                z = kernels.unary(
-                    fn, gate, ew_add(fn, fn.load_at("float", gi, i2), fn.load_at("float", gh, i2))
-                )
+                r = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i), fn.load_at("float", gh, i)))
+                z = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i2), fn.load_at("float", gh, i2)))
                 nn = kernels.unary(
                     fn,
                     act,
@@ -251,12 +245,8 @@ class Gru(_Recurrent):
             rh = k.r["rh"]
             with fn.loop("0", str(hp), vectorize=True, hint="gru_r") as i:
                 i2 = fn.iop("add", i, str(hp))
-                r = kernels.unary(
-                    fn, gate, ew_add(fn, fn.load_at("float", gi, i), fn.load_at("float", gh, i))
-                )
-                z = kernels.unary(
-                    fn, gate, ew_add(fn, fn.load_at("float", gi, i2), fn.load_at("float", gh, i2))
-                )
+                r = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i), fn.load_at("float", gh, i)))
+                z = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i2), fn.load_at("float", gh, i2)))
                 fn.store_at("float", ew_mul(fn, r, fn.load_at("float", h, i)), rh, i)
                 fn.store_at("float", z, gh, i)  # keep z where r's sum was
             n_rows = slice(2 * hid, 3 * hid)
@@ -266,9 +256,7 @@ class Gru(_Recurrent):
             with fn.loop("0", str(hp), vectorize=True, hint="gru_n") as i:
                 i3 = fn.iop("add", i, str(2 * hp))
                 z = fn.load_at("float", gh, i)
-                nn = kernels.unary(
-                    fn, act, ew_add(fn, fn.load_at("float", gi, i3), fn.load_at("float", gh, i3))
-                )
+                nn = kernels.unary(fn, act, ew_add(fn, fn.load_at("float", gi, i3), fn.load_at("float", gh, i3)))
                 self._update(k, i, z, nn)
         self._trigger(k, ["h"])
 
@@ -354,18 +342,14 @@ class Vad(OpLowering):
 
         diff = fn.fsub(level, floor, d, fast=False)
         # level < floor: max(floor + dt / tau_down * (level - floor), level)
-        a = fn.fadd(
-            floor, fn.fmul(fn.fdiv(dt, f(c.tau_down), d, fast=False), diff, d, fast=False), d, fast=False
-        )
+        a = fn.fadd(floor, fn.fmul(fn.fdiv(dt, f(c.tau_down), d, fast=False), diff, d, fast=False), d, fast=False)
         a = fn.select(fn.fcmp("ogt", level, a, d), level, a, d)
         # level > large_input * floor: min(floor + gain_att * dt / tau_up * (level - floor), level)
         q = fn.fdiv(fn.fmul(f(c.gain_att), dt, d, fast=False), f(c.tau_up), d, fast=False)
         b = fn.fadd(floor, fn.fmul(q, diff, d, fast=False), d, fast=False)
         b = fn.select(fn.fcmp("olt", level, b, d), level, b, d)
         # otherwise: min(floor + dt / tau_up * (level - floor), level)
-        e = fn.fadd(
-            floor, fn.fmul(fn.fdiv(dt, f(c.tau_up), d, fast=False), diff, d, fast=False), d, fast=False
-        )
+        e = fn.fadd(floor, fn.fmul(fn.fdiv(dt, f(c.tau_up), d, fast=False), diff, d, fast=False), d, fast=False)
         e = fn.select(fn.fcmp("olt", level, e, d), level, e, d)
         is_b = fn.fcmp("ogt", level, fn.fmul(f(c.large_input), floor, d, fast=False), d)
         new = fn.select(fn.fcmp("olt", level, floor, d), a, fn.select(is_b, b, e, d), d)

@@ -105,9 +105,7 @@ class Conv(OpLowering):
         for gi in range(groups):
             wp, mp = kernels.padded_rows(w[gi * cout_g : (gi + 1) * cout_g].reshape(cout_g, n_k))
             wt = kernels.gemv_weights(m, f"conv_{k.node.id}_w{gi}", wp)
-            b = m.const_array(
-                f"conv_{k.node.id}_b{gi}", kernels.padded_vec(bias[gi * cout_g : (gi + 1) * cout_g])
-            )
+            b = m.const_array(f"conv_{k.node.id}_b{gi}", kernels.padded_vec(bias[gi * cout_g : (gi + 1) * cout_g]))
             with fn.loop("0", str(g["wout"]), hint="col") as v:
                 base = fn.iop("mul", fn.iop("add", v, str(gi * g["wout"])), str(n_k))
                 with fn.loop("0", str(n_k), vectorize=True, hint="patch") as i:
@@ -141,9 +139,7 @@ class Pool(OpLowering):
         rows = np.array([i * g["dt"] for i in range(kt) for _ in range(kw)])
         for c in range(g["cin"]):
             for v in range(g["wout"]):
-                table[c, v] = [
-                    _tap_index(g, c, i, v * g["sw"] + j * g["dw"]) for i in range(kt) for j in range(kw)
-                ]
+                table[c, v] = [_tap_index(g, c, i, v * g["sw"] + j * g["dw"]) for i in range(kt) for j in range(kw)]
         t = m.const_array(f"pool_idx_{k.node.id}", table, "i32")
         tr = m.const_array(f"pool_row_{k.node.id}", rows, "i32")
         acc, cnt = k.r["acc"], fn.gep(d, k.r["acc"], 1)
@@ -153,13 +149,9 @@ class Pool(OpLowering):
             fn.store(d, lit(0.0, d), cnt)
             with fn.loop("0", str(taps), hint="tap") as i:
                 j = fn.load_at("i32", t, fn.iop("add", base, i))
-                row_ok = fn.fcmp(
-                    "one", fn.load_at("float", k.r["valid"], fn.load_at("i32", tr, i)), lit(0.0, "float")
-                )
+                row_ok = fn.fcmp("one", fn.load_at("float", k.r["valid"], fn.load_at("i32", tr, i)), lit(0.0, "float"))
                 ok = fn.iop("and", fn.icmp("sge", j, "0"), row_ok, "i1")
-                x = fn.assign(
-                    f"fpext float {fn.load_at('float', k.r['win'], fn.select(ok, j, '0', 'i32'))} to double"
-                )
+                x = fn.assign(f"fpext float {fn.load_at('float', k.r['win'], fn.select(ok, j, '0', 'i32'))} to double")
                 cur = fn.load(d, acc)
                 if kind == "max":
                     new = fn.select(fn.fcmp("ogt", x, cur, d), x, cur, d)
@@ -201,9 +193,7 @@ class TimeMean(OpLowering):
         count = fn.load("i64", k.r["count"])
         count = fn.select(ok, fn.iop("add", count, "1", "i64"), count, "i64")
         fn.store("i64", count, k.r["count"])
-        denom = fn.assign(
-            f"sitofp i64 {fn.select(fn.icmp('slt', count, '1', 'i64'), '1', count, 'i64')} to double"
-        )
+        denom = fn.assign(f"sitofp i64 {fn.select(fn.icmp('slt', count, '1', 'i64'), '1', count, 'i64')} to double")
         with fn.loop("0", str(k.out_size), vectorize=True, hint="mean") as i:
             s = fn.load_at(d, k.r["sum"], i)
             x = fn.assign(f"fpext float {fn.load_at('float', k.ins[0], i)} to double")

@@ -147,9 +147,7 @@ def resolve_target(
     preset's fields). Bad values raise CompileError naming them."""
     try:
         if triple:
-            base = Target(
-                triple, cpu or "generic", features or "", 3 if opt_level is None else opt_level, "custom"
-            )
+            base = Target(triple, cpu or "generic", features or "", 3 if opt_level is None else opt_level, "custom")
             _check_llvm_knows(base)
             return base
         t = Target.preset(name or "host")

@@ -43,8 +43,7 @@ def _run(cmd: list[str], cwd: Path, what: str, timeout: float = 300, log: Log | 
     return out.stdout
 
 
-def build_export(folder: str | os.PathLike, target: Target, module_name: str, *,
-                 log: Log | None = None) -> Path:
+def build_export(folder: str | os.PathLike, target: Target, module_name: str, *, log: Log | None = None) -> Path:
     """cmake + build in folder/build; returns the demo program (or the library without a demo)."""
     d = Path(folder)
     if not (d / "CMakeLists.txt").is_file():
@@ -56,8 +55,10 @@ def build_export(folder: str | os.PathLike, target: Target, module_name: str, *,
         prefix = target.gcc_prefix
         gcc = shutil.which(f"{prefix}gcc") if prefix else None
         if gcc is None:
-            raise CompileError(f"no cross compiler for {target.triple}: install "
-                               f"{'gcc-' + prefix.rstrip('-') if prefix else 'one'} (scripts/sysdeps.sh)")
+            raise CompileError(
+                f"no cross compiler for {target.triple}: install "
+                f"{'gcc-' + prefix.rstrip('-') if prefix else 'one'} (scripts/sysdeps.sh)"
+            )
         proc = "arm" if target.is_arm32 else "aarch64" if target.is_aarch64 else target.arch
         cmd += ["-DCMAKE_SYSTEM_NAME=Linux", f"-DCMAKE_SYSTEM_PROCESSOR={proc}", f"-DCMAKE_C_COMPILER={gcc}"]
     _run(cmd, d, "cmake configure", log=log)
@@ -73,13 +74,22 @@ def runner(target: Target) -> list[str]:
     q = target.qemu
     exe = shutil.which(q) if q else None
     if exe is None:
-        raise CompileError(f"cannot run {target.triple} code here: {q or 'an emulator'} is not installed "
-                           "(apt-get install qemu-user); copy the folder to the device instead")
+        raise CompileError(
+            f"cannot run {target.triple} code here: {q or 'an emulator'} is not installed "
+            "(apt-get install qemu-user); copy the folder to the device instead"
+        )
     return [exe, "-L", SYSROOTS.get(q, "/")]
 
 
-def run_demo(folder: str | os.PathLike, target: Target, module_name: str, clip: str | os.PathLike,
-             args: Sequence[str] = (), *, log: Log | None = None) -> str:
+def run_demo(
+    folder: str | os.PathLike,
+    target: Target,
+    module_name: str,
+    clip: str | os.PathLike,
+    args: Sequence[str] = (),
+    *,
+    log: Log | None = None,
+) -> str:
     d = Path(folder)
     demo = d / "build" / f"{module_name}_demo"
     if not demo.exists():
@@ -92,12 +102,13 @@ def demo_detections(stdout: str) -> tuple[list[str], float | None]:
     """(the `<<< DETECTED ... >>>` lines, the average processing time per frame in s)."""
     lines = stdout.splitlines()
     head = "Average processing time: "
-    avg = next((float(ln[len(head):]) for ln in lines if ln.startswith(head)), None)
+    avg = next((float(ln[len(head) :]) for ln in lines if ln.startswith(head)), None)
     return [ln for ln in lines if ln.startswith("<<<")], avg
 
 
-def host_detections(featurizer: Graph, classifier: Graph, labels: Sequence[str], clip: str | os.PathLike,
-                    backend: str = "auto") -> list[str]:
+def host_detections(
+    featurizer: Graph, classifier: Graph, labels: Sequence[str], clip: str | os.PathLike, backend: str = "auto"
+) -> list[str]:
     from core.audio.wav import read_wav
     from core.pipeline import Detector, KeywordSpotter
 
@@ -122,9 +133,17 @@ class Verification:
         return self.device_lines == self.host_lines
 
 
-def verify_export(folder: str | os.PathLike, target: Target, module_name: str, featurizer: Graph,
-                  classifier: Graph, labels: Sequence[str], clip: str | os.PathLike, *,
-                  log: Log | None = None) -> Verification:
+def verify_export(
+    folder: str | os.PathLike,
+    target: Target,
+    module_name: str,
+    featurizer: Graph,
+    classifier: Graph,
+    labels: Sequence[str],
+    clip: str | os.PathLike,
+    *,
+    log: Log | None = None,
+) -> Verification:
     """Build (if needed), run the demo on `clip`, and compare its detections with the host pipeline's."""
     demo = Path(folder) / "build" / f"{module_name}_demo"
     if not demo.exists():
@@ -154,10 +173,18 @@ def _per_frame_us(step: Callable[[np.ndarray], object], blocks: np.ndarray, min_
     return 1e6 * best
 
 
-def benchmark(featurizer: Graph, classifier: Graph | None, clip: str | os.PathLike, *,
-              folder: str | os.PathLike | None = None, target: Target | None = None,
-              module_name: str = "model", frames: int = 600, log: Log | None = None,
-              cancel=None) -> list[BenchRow]:
+def benchmark(
+    featurizer: Graph,
+    classifier: Graph | None,
+    clip: str | os.PathLike,
+    *,
+    folder: str | os.PathLike | None = None,
+    target: Target | None = None,
+    module_name: str = "model",
+    frames: int = 600,
+    log: Log | None = None,
+    cancel=None,
+) -> list[BenchRow]:
     """Per-frame time of featurizer + classifier: host JIT, interpreter, and the exported demo
     (native or under qemu, whose numbers are emulated, not the device's) when a folder is given."""
     from core.audio.wav import read_wav
