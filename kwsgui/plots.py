@@ -175,6 +175,11 @@ class ProbabilityBars(pg.PlotWidget):
         self._dirty = True
 
     @property
+    def dirty(self) -> bool:
+        """Something changed since the last draw (probabilities or threshold)."""
+        return self._dirty
+
+    @property
     def probs(self) -> np.ndarray | None:
         return self._probs
 

@@ -2,14 +2,14 @@
 accuracy curves, learning rate and epoch time, a log; at the end the test accuracy and a
 confusion-matrix heat map, and one click to use the trained model in the live view.
 
-Training runs core.train.trainer.Trainer in the generic job worker: `on_epoch` becomes a
-partial result (the frozen EpochLog), `on_progress` the progress bar, Stop the Trainer's stop
+Training runs core.train.trainer.Trainer (kwsgui.train_task) in a child process driven by the
+generic job worker (kwsgui.subproc), so torch never holds this process's GIL: `on_epoch` becomes
+a partial result (the frozen EpochLog), `on_progress` the progress bar, Stop the Trainer's stop
 Event. A stopped run still writes its model (the last finished epoch is in the checkpoint)."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, pyqtSignal
@@ -34,8 +34,9 @@ from PyQt5.QtWidgets import (
 
 from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from kwsgui.charts import EpochCurves, HeatMap
-from kwsgui.jobs import JobContext
 from kwsgui.model_set import BUILTIN
+from kwsgui.subproc import run_in_child
+from kwsgui.train_task import Replay, TrainReport, train_job
 from kwsgui.widgets import NOTE_STYLE, Panel, PathField
 
 CHOICES = {"architecture": ARCHITECTURES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
@@ -51,59 +52,6 @@ GROUPS = {
 INT_RANGES = {"num_layers": (1, 3), "hidden_size": (1, 4096), "tcn_channels": (1, 1024),
               "tcn_kernel": (2, 31), "epochs": (1, 10000), "batch_size": (1, 65536),
               "lr_step_size": (1, 10000), "seed": (0, 2**31 - 1), "workers": (0, 64)}
-
-
-@dataclass(frozen=True)
-class TrainReport:
-    outdir: str
-    interrupted: bool
-    epochs: int
-    test_accuracy: float | None
-    confusion: tuple[tuple[int, ...], ...] | None
-    categories: tuple[str, ...]
-    outputs: dict  # name -> path (model, categories, onnx, pt, results)
-    featurizer_file: str | None  # the featurizer the dataset was made with (None: built-in)
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Replay:
-    """Epochs already in a checkpoint being resumed (redrawn on the curves)."""
-
-    epochs: tuple
-
-
-def train_job(dataset: str, outdir: str, cfg: TrainConfig, resume: bool, ctx: JobContext) -> TrainReport:
-    import torch
-
-    from core.train.trainer import EpochLog, Trainer, checkpoint_config, load_splits
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # leave a core to the GUI
-    if resume:
-        cfg = TrainConfig.from_dict(checkpoint_config(outdir) | {"epochs": cfg.epochs, "device": cfg.device})
-    ctx.stage("loading the dataset")
-    splits = load_splits(dataset, seed=cfg.seed)
-    n_batches = max(1, len(splits.train.labels) // cfg.batch_size)
-
-    def on_progress(epoch: int, batch: int, batches: int) -> None:
-        ctx.progress(epoch * batches + batch, cfg.epochs * batches, f"epoch {epoch + 1}/{cfg.epochs}")
-
-    trainer = Trainer(cfg, splits, outdir, on_epoch=ctx.partial, on_progress=on_progress, stop=ctx.cancel)
-    if resume:
-        trainer.resume()
-        ctx.partial(Replay(tuple(EpochLog(**e) for e in trainer.result.log)))
-        ctx.log(f"resuming after epoch {trainer.start_epoch}")
-    tr = splits.train
-    ctx.log(f"training {cfg.architecture} on {len(tr.labels)} rows x {tr.window_frames} frames x "
-            f"{trainer.n_features} features, {len(trainer.categories)} classes, device {trainer.device}")
-    ctx.progress(trainer.start_epoch * n_batches, cfg.epochs * n_batches, "training")
-    result = trainer.fit()
-    ctx.stage("testing and writing the model")
-    result = trainer.finish()
-    conf = tuple(tuple(int(v) for v in row) for row in result.confusion) if result.confusion else None
-    return TrainReport(str(outdir), result.interrupted, len(result.log), result.test_accuracy, conf,
-                       tuple(result.categories), dict(result.outputs), splits.train.featurizer.get("file"),
-                       result.training_time_s)
 
 
 class TrainPanel(Panel):
@@ -291,7 +239,7 @@ class TrainPanel(Panel):
         self.result_label.setText("test accuracy –")
         self.log.appendPlainText(f"— {'resume' if resume else 'start'}: {cfg.epochs} epochs → {outdir} —")
         return self.run_job("Resume training" if resume else "Training",
-                            lambda ctx: train_job(dataset, outdir, cfg, resume, ctx),
+                            lambda ctx: run_in_child(train_job, (dataset, outdir, cfg, resume), ctx),
                             on_partial=self._on_partial, on_log=self.log.appendPlainText,
                             on_result=self._on_result)
 

@@ -33,6 +33,9 @@ def add_arguments(p):
                    help="also time training and compare the ELL recipe with ours on the same data")
     p.add_argument("--train-data", metavar="DIR", help="featurized splits for --train (default: the real sample)")
     p.add_argument("--train-epochs", type=int, default=10, metavar="N")
+    p.add_argument("--gui", action="store_true",
+                   help="instead: the GUI's worst stall while training, building, compiling and tuning run, and "
+                        "the live view's frame rate (runs `python -m kwsgui.bench`; Qt stays out of core)")
 
 
 REPEAT = 7  # best of 7 short runs: robust against other processes on a small machine
@@ -291,9 +294,20 @@ def _blas_limit(t: Table, classifier, feats, n) -> None:
     t.row("OpenBLAS sgemv over the same weights (floor)", clf=per_frame_us(gemvs, n), note="limit")
 
 
+def gui_bench() -> int:
+    """`python -m kwsgui.bench` in a subprocess: core never imports Qt."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", "kwsgui.bench"], cwd=root).returncode
+
+
 def main(args) -> int:
     from core import models
 
+    if args.gui:
+        return gui_bench()
     global REPEAT
     REPEAT = max(1, args.repeat)
     print(

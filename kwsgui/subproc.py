@@ -1,0 +1,114 @@
+"""Run a job function in a child process, driven from a job worker's thread (no Qt here).
+
+Some work holds Python's GIL in long C calls (importing torch: ~200 ms; tracing a model for
+ONNX export: ~130 ms), which would freeze the GUI thread of the process running it. Such a job
+runs `run_in_child(target, args, ctx)` in its worker thread: the target runs in a fresh (spawned)
+interpreter with a `ChildContext` that has the JobContext API (progress, stage, log, partial,
+check, cancel); every call is a message on a queue that the worker thread relays to the real
+JobContext, and Stop in the GUI sets the child's cancel Event. The target and everything it
+sends must be picklable (module-level functions, frozen dataclasses).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+
+from core.errors import KwsError
+from core.progress import Cancelled
+
+JOIN_S = 30.0
+
+
+class ChildContext:
+    """The JobContext API inside the child: messages to the parent, progress throttled here."""
+
+    def __init__(self, q, cancel, min_interval_s: float = 0.05):
+        self._q, self.cancel, self.min_interval_s = q, cancel, min_interval_s
+        self._last, self._text = 0.0, ""
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("stopped")
+
+    def progress(self, done: int, total: int | None = None, text: str | None = None) -> None:
+        if text is not None:
+            self._text = text
+        total = int(total) if total is not None else 0
+        now = time.monotonic()
+        if (total > 0 and done >= total) or text is not None or now - self._last >= self.min_interval_s:
+            self._last = now
+            self._q.put(("progress", (int(done), total, self._text)))
+
+    def stage(self, text: str, done: int = 0, total: int = 0) -> None:
+        self.progress(done, total, text)
+
+    def log(self, text: str) -> None:
+        self._q.put(("log", str(text)))
+
+    def partial(self, value: Any) -> None:
+        self._q.put(("partial", value))
+
+
+def _child_main(target: Callable, args: tuple, q, cancel, nice: int) -> None:
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)  # background work yields the CPU to the GUI process first
+    ctx = ChildContext(q, cancel)
+    try:
+        q.put(("result", target(*args, ctx)))
+    except Cancelled:
+        q.put(("cancelled", None))
+    except (KwsError, ValueError, OSError) as e:
+        q.put(("error", str(e) or type(e).__name__))
+    except KeyboardInterrupt:
+        q.put(("cancelled", None))
+    except BaseException as e:  # a bug in the child: report it, the GUI stays up
+        import traceback
+
+        traceback.print_exc()
+        q.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def run_in_child(target: Callable, args: tuple, ctx, *, poll_s: float = 0.05, nice: int = 10) -> Any:
+    """target(*args, child_ctx) in a spawned process (at a lower CPU priority: `nice`); its
+    messages go to `ctx` (a JobContext)."""
+    mpc = mp.get_context("spawn")  # never fork a process that has threads (Qt's, PortAudio's)
+    q, cancel = mpc.Queue(), mpc.Event()
+    proc = mpc.Process(target=_child_main, args=(target, args, q, cancel, nice), daemon=True, name="kwsgui-job")
+    proc.start()
+    try:
+        while True:
+            if ctx.cancel.is_set():
+                cancel.set()
+            try:
+                kind, payload = q.get(timeout=poll_s)
+            except queue.Empty:
+                if not proc.is_alive() and q.empty():
+                    raise KwsError(f"the job's process ended unexpectedly (exit code {proc.exitcode})") from None
+                continue
+            if kind == "progress":
+                ctx.progress(*payload)
+            elif kind == "log":
+                ctx.log(payload)
+            elif kind == "partial":
+                ctx.partial(payload)
+            elif kind == "result":
+                return payload
+            elif kind == "cancelled":
+                raise Cancelled("stopped")
+            elif kind == "error":
+                raise KwsError(payload)
+    finally:
+        proc.join(JOIN_S)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        q.close()
