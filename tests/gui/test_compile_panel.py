@@ -68,3 +68,19 @@ def test_bad_inputs_are_refused(panel, tmp_path):
     assert not panel.compile() and "nonsense-cpu-os" in panel.error.text()
     panel.set_target("host")
     assert not panel.verify() and "compile for this target" in panel.error.text()
+
+
+def test_pi3_verify_under_qemu(qtbot, panel, data_dir, tmp_path):
+    """The ARM path: cross-built with the Debian toolchain, run under qemu-arm, same detections."""
+    if not (shutil.which("arm-linux-gnueabihf-gcc") and shutil.which("qemu-arm") and shutil.which("cmake")):
+        pytest.skip("needs gcc-arm-linux-gnueabihf, qemu-user and cmake (scripts/sysdeps.sh)")
+    panel.set_target("pi3")
+    panel.module.setText("kws")
+    panel.outdir.set_path(tmp_path / "kws_pi3")
+    panel.clip.set_path(data_dir / "ell_examples" / "seven.wav")
+    assert "armv7-unknown-linux-gnueabihf" in panel.target_label.text()
+    assert run(qtbot, panel, panel.compile).completed, panel.error.text()
+    assert run(qtbot, panel, panel.verify).completed, panel.error.text()
+    v = panel.verification
+    assert v.passed and v.how == "qemu-arm" and v.target == "pi3"
+    assert panel.result_label.text().startswith("✔ Verified on pi3 (qemu-arm)")

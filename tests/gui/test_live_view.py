@@ -190,10 +190,15 @@ def test_microphone_without_a_device_fails_in_the_panel(qtbot, view):
     if found is not None:
         pytest.skip(f"this machine has a microphone ({found.name})")
     view.source_combo.setCurrentIndex(view.source_combo.findData("mic"))
+    note = view.source.mic_note
+    assert note.text().startswith("No microphone") and note.isVisible()  # said in the panel at once
     with qtbot.waitSignal(view.stream_finished, timeout=STREAM_TIMEOUT_MS) as blocker:
         assert view.play(play_audio=False)
     assert blocker.args[0].error and "microphone" in view.error_label.text()
     assert not view.is_running
+    view.source.set_kind("wav")  # the rest keeps working
+    summary = play_to_end(qtbot, view, DEMO_WAV)
+    assert summary.error is None and view.spectrogram.columns > 0 and not note.isVisible()
 
 
 def test_vad_light_lines_level_and_backend(qtbot, view, devkit, data_dir):
