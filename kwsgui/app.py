@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from PyQt5.QtCore import QSettings, QSize, QTimer
+from PyQt5.QtCore import QSettings, QSize, Qt, QTimer
 from PyQt5.QtGui import QCloseEvent
 from PyQt5.QtWidgets import (
     QAction,
@@ -44,6 +44,9 @@ QListWidget::item:selected { background: #2d6db5; color: white; border-radius: 4
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, models: ModelSet | None = None):
         super().__init__()
+        # Qt deletes the closed window (children in its own order) rather than Python's garbage
+        # collector later: pyqtgraph scenes torn down by the GC can call into half-deleted items
+        self.setAttribute(Qt.WA_DeleteOnClose)
         self.settings = settings if settings is not None else app_settings()
         self.setWindowTitle("kwsgui — keyword spotting workbench")
         if models is None:
@@ -183,6 +186,19 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.sync()
         super().closeEvent(event)
+        if event.isAccepted():
+            self._clear_scenes()
+
+    def _clear_scenes(self) -> None:
+        """Take every plot's items out of its scene now, while all of them are alive: a scene torn
+        down later by the garbage collector can call into a half-deleted item (pyqtgraph does the
+        same at exit)."""
+        import pyqtgraph as pg
+
+        for view in self.findChildren(pg.GraphicsView):
+            scene = view.scene()
+            if scene is not None:
+                scene.clear()
 
 
 def startup_default_models() -> tuple[ModelSet, str | None]:

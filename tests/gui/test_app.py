@@ -53,3 +53,25 @@ def test_closing_during_training_stops_it_and_keeps_the_files(qtbot, settings, t
     assert not job.is_running() and p.job is None
     assert (tmp_path / "run" / "checkpoint.pt").is_file() and (tmp_path / "run" / "model.kwm").is_file()
     assert not [f for f in (tmp_path / "run").iterdir() if f.name.endswith(".tmp")]
+
+
+def test_bundled_models_detect_the_demo(qtbot, settings):
+    """What `make run` shows: the bundled models, the demo wav, the spectrogram moving and the
+    demo's last word detected."""
+    import pytest
+
+    from core.models import DEFAULT_CLASSIFIER, DEMO_WAV
+    from kwsgui.app import MainWindow
+
+    if not DEFAULT_CLASSIFIER.exists():
+        pytest.skip(f"no bundled classifier yet ({DEFAULT_CLASSIFIER}; `make default-model`)")
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    view = win.live_view
+    assert view.models.classifier_path == str(DEFAULT_CLASSIFIER) and view.error_label.isHidden()
+    with qtbot.waitSignal(view.stream_finished, timeout=60_000) as blocker:
+        assert view.play(DEMO_WAV, realtime=False, play_audio=False)
+    assert blocker.args[0].error is None and view.spectrogram.columns > 100
+    assert "DETECTED marvin" in view.log.toPlainText()
+    win.close()
