@@ -56,16 +56,17 @@ def concat(parts: list[Dataset]) -> Dataset:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=ROOT / "build" / "default-model", type=Path)
-    ap.add_argument("--per-word", type=int, default=250, help="synthetic clips per word")
-    ap.add_argument("--real-copies", type=int, default=12, help="augmented copies per real training clip")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--per-word", type=int, default=600, help="synthetic clips per word")
+    ap.add_argument("--real-copies", type=int, default=40, help="augmented copies per real training clip")
+    ap.add_argument("--synth-copies", type=int, default=1, help="augmented copies per synthetic clip")
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into assets/")
     args = ap.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     words = sorted(d.name for d in REAL.iterdir() if d.is_dir() and not d.name.startswith("_"))
-    synth = work / "synth"
+    synth = work / f"synth{args.per_word}"
     if not (synth / words[-1]).is_dir():
         run(["synth", "--words", ",".join(words), "-o", synth, "--per-word", args.per_word, "--jobs", args.jobs])
 
@@ -78,8 +79,8 @@ def main() -> int:
     split_noise = {split: bank.region(lo, hi) for split, (lo, hi) in NOISE_REGIONS.items()}
 
     def rows(entries, split, copies, background=0, seed=0, label=""):
-        aug = AugmentConfig(copies=copies, noise_fraction=0.7, snr_db=(0.0, 25.0), time_shift_ms=120.0,
-                            gain_db=(-12.0, 6.0), speed=(0.88, 1.12)) if copies else AugmentConfig()
+        aug = AugmentConfig(copies=copies, noise_fraction=0.8, snr_db=(-3.0, 25.0), time_shift_ms=150.0,
+                            gain_db=(-24.0, 6.0), speed=(0.8, 1.2)) if copies else AugmentConfig()
         cfg = DatasetConfig(seed=seed, background_rows=background, background_label=BACKGROUND)
         res = build_dataset([(p, p.parent.name) for p in entries], categories, featurizer, feat_meta, config=cfg,
                             augment_config=aug, noise=split_noise[split], jobs=args.jobs,
@@ -88,10 +89,10 @@ def main() -> int:
             print(f"skipped {len(res.skipped)} files", file=sys.stderr)
         return res.dataset
 
-    train = concat([rows(syn.training, "training", 2, background=3000, seed=1, label="synth"),
+    train = concat([rows(syn.training, "training", args.synth_copies, background=3000, seed=1, label="synth"),
                     rows(real.training, "training", args.real_copies, seed=2, label="real")])
-    val = concat([rows(syn.validation, "validation", 0, label="synth"),
-                  rows(real.validation, "validation", 0, background=100, seed=3, label="real")])
+    # validation on real voices only: that is what the model is for
+    val = rows(real.validation, "validation", 0, background=100, seed=3, label="real")
     test = rows(real.testing, "testing", 0, label="real")
     for name, ds in (("training", train), ("validation", val), ("testing", test)):
         save_dataset(work / "data" / f"{name}.npz", ds)
@@ -99,7 +100,7 @@ def main() -> int:
 
     cfg = TrainConfig(architecture="gru", num_layers=2, hidden_size=128, epochs=args.epochs, batch_size=128,
                       optimizer="adam", learning_rate=2e-3, weight_decay=1e-5, scheduler="cosine",
-                      lr_min=5e-5, normalize=True, spec_augment=True, dropout=0.1, seed=0)
+                      lr_min=5e-5, normalize=True, spec_augment=True, dropout=0.2, context_prob=0.5, seed=0)
     out = work / "train"
     trainer = Trainer(cfg, Splits(train, val, test), out, on_epoch=lambda e: print(
         f"epoch {e.epoch:2d} loss {e.loss:.3f} train {e.train_accuracy:.3f} val {e.val_accuracy:.3f} "

@@ -35,6 +35,8 @@ def add_arguments(p):
     p.add_argument("--normalize", action="store_true", help="bake per-feature mean/std into the model")
     p.add_argument("--spec-augment", action="store_true", help="time and frequency masking while training")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--context-prob", type=float, default=d.context_prob,
+                   help="share of batches trained after unrelated context, for continuous streams (0)")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--resume", action="store_true",

@@ -31,6 +31,9 @@ class TrainConfig:
     normalize: bool = False
     spec_augment: bool = False
     label_smoothing: float = 0.0
+    # probability that a batch is trained after unrelated context (another row's frames played
+    # first, state carried): teaches the model to recover in a continuous stream
+    context_prob: float = 0.0
     device: str = "auto"
     seed: int = 0
     workers: int = 0
@@ -58,6 +61,8 @@ class TrainConfig:
             bad("weight_decay", "must be >= 0")
         if not 0 <= self.dropout < 1:
             bad("dropout", "must be in [0, 1)")
+        if not 0 <= self.context_prob <= 1:
+            bad("context_prob", "must be in [0, 1]")
         if not 0 <= self.label_smoothing < 1:
             bad("label_smoothing", "must be in [0, 1)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

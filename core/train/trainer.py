@@ -244,6 +244,11 @@ class Trainer:
             xb, yb = self.x[idx], self.y[idx]
             if cfg.spec_augment:
                 xb = spec_augment(xb, gen)
+            if cfg.context_prob and float(torch.rand(1, generator=gen)) < cfg.context_prob:
+                # unrelated frames first (a random-length tail of other rows), label = the last row's
+                ctx = xb[torch.randperm(len(xb), generator=gen).to(xb.device)]
+                keep = int(torch.randint(1, xb.shape[1] + 1, (1,), generator=gen))
+                xb = torch.cat([ctx[:, -keep:], xb], dim=1)
             out = self.net(xb)[:, -1]
             loss = torch.nn.functional.nll_loss(out, yb) if not cfg.label_smoothing else \
                 torch.nn.functional.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
