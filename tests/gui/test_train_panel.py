@@ -59,6 +59,15 @@ def run(qtbot, panel, start):
     return blocker.args[0]
 
 
+def test_every_option_has_a_field(panel):
+    from dataclasses import fields
+
+    from core.train.config import TrainConfig
+
+    assert set(panel.fields) == {f.name for f in fields(TrainConfig)}
+    assert panel.config() == panel._saved_config()  # the form round-trips
+
+
 def test_one_epoch_then_resume_then_live_view(qtbot, panel, view, dataset_dir, tmp_path):
     out = tmp_path / "run"
     small(panel, dataset_dir, out, epochs=1)
