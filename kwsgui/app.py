@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from PyQt5.QtCore import QSettings, QSize, Qt, QTimer
+from PyQt5.QtCore import QSettings, QSize, QTimer
 from PyQt5.QtGui import QCloseEvent
 from PyQt5.QtWidgets import (
     QAction,
@@ -44,9 +44,6 @@ QListWidget::item:selected { background: #2d6db5; color: white; border-radius: 4
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, models: ModelSet | None = None):
         super().__init__()
-        # Qt deletes the closed window (children in its own order) rather than Python's garbage
-        # collector later: pyqtgraph scenes torn down by the GC can call into half-deleted items
-        self.setAttribute(Qt.WA_DeleteOnClose)
         self.settings = settings if settings is not None else app_settings()
         self.setWindowTitle("kwsgui — keyword spotting workbench")
         if models is None:

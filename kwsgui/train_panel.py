@@ -239,10 +239,10 @@ class TrainPanel(Panel):
         self.log.appendPlainText(f"— {'resume' if resume else 'start'}: {cfg.epochs} epochs → {outdir} —")
         return self.run_job("Resume training" if resume else "Training",
                             lambda ctx: run_in_child(train_job, (dataset, outdir, cfg, resume), ctx),
-                            on_partial=self._on_partial, on_log=self.log.appendPlainText,
-                            on_result=self._on_result)
+                            on_partial=self._show_epochs, on_log=self.log.appendPlainText,
+                            on_result=self._show_result)
 
-    def _on_partial(self, value) -> None:
+    def _show_epochs(self, value) -> None:
         epochs = value.epochs if isinstance(value, Replay) else (value,)
         for e in epochs:
             self.curves.add_point(e.epoch, e.loss, e.train_accuracy, e.val_accuracy)
@@ -254,7 +254,7 @@ class TrainPanel(Panel):
                     f"epoch {e.epoch:3d}  loss {e.loss:.4f}  train {e.train_accuracy:.3f}  "
                     f"val {e.val_accuracy:.3f}  lr {e.lr:.2e}  {e.seconds:.1f} s")
 
-    def _on_result(self, r: TrainReport) -> None:
+    def _show_result(self, r: TrainReport) -> None:
         self.report = r
         if r.test_accuracy is not None:
             self.result_label.setText(f"test accuracy {100 * r.test_accuracy:.2f} %")

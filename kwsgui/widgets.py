@@ -145,12 +145,12 @@ class Panel(QWidget):
         job = Job(name, fn)
         w = job.worker
         self._handlers = {"result": on_result, "partial": on_partial, "log": on_log, "finished": on_finished}
-        w.progress.connect(self._on_progress)
-        w.log.connect(self._on_log)
-        w.partial.connect(self._on_partial)
-        w.result.connect(self._on_result)
-        w.failed.connect(self._on_failed)
-        w.finished.connect(self._on_finished)
+        w.progress.connect(self._job_progress)
+        w.log.connect(self._job_log)
+        w.partial.connect(self._job_partial)
+        w.result.connect(self._job_result)
+        w.failed.connect(self._job_failed)
+        w.finished.connect(self._job_finished)
         self.job = job
         self.job_bar.started(name)
         self.set_busy(True)
@@ -170,28 +170,28 @@ class Panel(QWidget):
             except Exception as e:  # a display bug must not leave the panel stuck
                 self.show_error(f"{type(e).__name__}: {e}")
 
-    def _on_progress(self, p: JobProgress) -> None:
+    def _job_progress(self, p: JobProgress) -> None:
         if self._current():
             self.job_bar.update_progress(p)
 
-    def _on_log(self, text: str) -> None:
+    def _job_log(self, text: str) -> None:
         if self._current():
             self._call("log", text)
 
-    def _on_partial(self, value: Any) -> None:
+    def _job_partial(self, value: Any) -> None:
         if self._current():
             self._call("partial", value)
 
-    def _on_result(self, value: Any) -> None:
+    def _job_result(self, value: Any) -> None:
         if self._current():
             self._call("result", value)
 
-    def _on_failed(self, text: str) -> None:
+    def _job_failed(self, text: str) -> None:
         if self._current():
             self.show_error(text)
             self.job_failed.emit(text)
 
-    def _on_finished(self, summary: JobSummary) -> None:
+    def _job_finished(self, summary: JobSummary) -> None:
         if not self._current():
             return
         job, self.job = self.job, None
