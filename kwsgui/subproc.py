@@ -2,10 +2,11 @@
 
 Some work holds Python's GIL in long C calls (importing torch: ~200 ms; tracing a model for
 ONNX export: ~130 ms), which would freeze the GUI thread of the process running it. Such a job
-runs `run_in_child(target, args, ctx)` in its worker thread: the target runs in a fresh (spawned)
-interpreter with a `ChildContext` that has the JobContext API (progress, stage, log, partial,
-check, cancel); every call is a message on a queue that the worker thread relays to the real
-JobContext, and Stop in the GUI sets the child's cancel Event. The target and everything it
+runs `run_in_child(target, args, ctx)` in its worker thread: the target runs in another process
+(forked from a clean server process that has imported torch once) with a `ChildContext` that has
+the JobContext API (progress, stage, log, partial, check, cancel); every call is a message on a
+queue that the worker thread relays to the real JobContext, and Stop in the GUI sets the
+child's cancel Event. The target and everything it
 sends must be picklable (module-level functions, frozen dataclasses).
 """
 
@@ -77,10 +78,23 @@ def _child_main(target: Callable, args: tuple, q, cancel, nice: int) -> None:
         q.put(("error", f"{type(e).__name__}: {e}"))
 
 
+_PRELOAD = ["torch", "kwsgui.train_task"]  # what the jobs run in a child import anyway
+
+
+def _context():
+    """forkserver where there is one: a clean process (never a fork of this one, which has Qt's
+    and PortAudio's threads) that imports torch once, so each later job starts at once; else spawn."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        return ctx
+    return mp.get_context("spawn")
+
+
 def run_in_child(target: Callable, args: tuple, ctx, *, poll_s: float = 0.05, nice: int = 10) -> Any:
     """target(*args, child_ctx) in a spawned process (at a lower CPU priority: `nice`); its
     messages go to `ctx` (a JobContext)."""
-    mpc = mp.get_context("spawn")  # never fork a process that has threads (Qt's, PortAudio's)
+    mpc = _context()
     q, cancel = mpc.Queue(), mpc.Event()
     proc = mpc.Process(target=_child_main, args=(target, args, q, cancel, nice), daemon=True, name="kwsgui-job")
     proc.start()
