@@ -9,11 +9,14 @@ Seeded: the same inputs give the same result."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from core import models
 from core.audio.sources import list_wavs
 from core.commands.common import add_model_arguments, resolve_models
 from core.commands.vad_args import add_vad_param_arguments, vad_flags_given, vad_params_from_args
@@ -84,6 +87,13 @@ def _clips(args) -> list[tuple[Path, str]]:
     return clips
 
 
+def _sha256(path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _pct(x) -> str:
     return f"{100 * x:6.1f} %" if x is not None else "       -"
 
@@ -144,7 +154,10 @@ def main(args) -> int:
     info = {k: v for k, v in res.summary().items() if k != "best"}
     info.update({"clips": len(clips), "streams": [s.name for s in data.streams],
                  "best": res.best.score.to_dict(), "featurizer": str(args.featurizer or "bundled"),
-                 "classifier": str(args.classifier or "bundled") if classifier is not None else None})
+                 "classifier": str(args.classifier or "bundled") if classifier is not None else None,
+                 "classifier_sha256": _sha256(args.classifier or models.DEFAULT_CLASSIFIER)
+                 if classifier is not None else None,
+                 "command": "kws " + " ".join(sys.argv[1:]) if sys.argv and "vad-tune" in sys.argv else None})
     save_params(args.output, res.best.params, info)
     print(f"wrote {args.output}" + (" (cancelled early: best so far)" if res.cancelled else ""))
     if args.json:
