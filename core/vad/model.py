@@ -56,8 +56,8 @@ def strip_vad(graph: Graph) -> Graph:
 def frame_timing(classifier: Graph, featurizer: Graph | None = None,
                  featurizer_path: str | os.PathLike | None = None) -> tuple[float, int]:
     """(frame duration in s, sample rate) for a VAD on this classifier: from the featurizer when
-    given, else from the classifier's metadata (hop_length, sample_rate), else from a VAD the
-    classifier already has; otherwise a KwsError saying to pass the featurizer."""
+    given, else from the classifier's metadata (hop_length, sample_rate); otherwise a KwsError
+    saying to pass the featurizer."""
     if featurizer is not None:
         from core.data.dataset import featurizer_info
 
@@ -73,10 +73,7 @@ def frame_timing(classifier: Graph, featurizer: Graph | None = None,
     sr = meta.get("sample_rate") or fcfg.get("sample_rate")
     if hop and sr:
         return int(hop) / int(sr), int(sr)
-    existing = vad_nodes(classifier)
-    if existing and existing[0].attrs.get("frame_duration") and existing[0].attrs.get("sample_rate"):
-        a = existing[0].attrs
-        return float(a["frame_duration"]), int(a["sample_rate"])
+    # not from a VAD already there: ELL's add_vad guessed its frame duration from a window size
     raise KwsError("the classifier does not state its featurizer's hop_length and sample_rate (an ELL or "
                    "ONNX import?): pass --featurizer F, the featurizer it runs behind")
 

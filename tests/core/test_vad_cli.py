@@ -68,7 +68,9 @@ def test_vad_tune_writes_parameters_add_vad_and_eval_use(dk, small_list, shared_
     assert json.loads(best.read_text())["tuning"]["clips"] == 24
     # add-vad takes the file; eval compares with it
     model = tmp_path / "tuned.kwm"
-    assert kws(["add-vad", dk["c"], "-o", str(model), "--params", str(best)]) == 0
+    assert kws(["add-vad", dk["c"], "-o", str(model), "--params", str(best)]) == 2
+    assert "--featurizer" in capsys.readouterr().err and not model.exists()
+    assert kws(["add-vad", dk["c"], "-o", str(model), "--params", str(best), "-f", dk["f"]]) == 0
     from core.graph import modelfile
     from core.vad.model import model_vad
 

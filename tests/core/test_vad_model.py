@@ -66,10 +66,14 @@ def test_re_adding_replaces_the_vad_instead_of_stacking():
     assert "vad" not in plain.metadata
 
 
-def test_devkit_vad_is_replaced(devkit):
-    _, clf, _ = devkit
+def test_devkit_vad_is_replaced(devkit, shared_data):
+    feat, clf, _ = devkit
     assert len(clf.by_op("vad")) == 1
-    g = add_vad(clf, VadParams(), *frame_timing(clf))
+    with pytest.raises(KwsError, match="--featurizer"):  # an ELL import does not state its hop
+        frame_timing(clf)
+    timing = frame_timing(clf, feat, shared_data / "ell_devkit_model" / "featurizer.ell")
+    assert timing == (0.032, 16000)
+    g = add_vad(clf, VadParams(), *timing)
     vads = g.by_op("vad")
     assert len(vads) == 1 and vads[0].inputs == [g.input_node.id]
     assert model_vad(g)[0] == VadParams() and model_vad(clf)[0] != VadParams()
