@@ -156,7 +156,7 @@ def run(args) -> list[Phase]:
     dp.noise_dir.set_path(data / "background_noise")
     dp.noise_fraction.setValue(0.5)
     panel_job("lists", dp, "dataset", dp.make_lists, note=f"{len(WORDS)} word folders")
-    panel_job("build", dp, "dataset", dp.build, note=f"{len(WORDS) * 10} real clips, noise at 50%, in-thread")
+    panel_job("build", dp, "dataset", dp.build, note=f"{len(WORDS) * 10} real clips, noise at 50%, child process")
     # training: the ELL recipe's shape (2 x GRU 128), a few epochs
     tp = win.train_panel
     tp.outdir.set_path(work / "train")

@@ -78,7 +78,7 @@ def _child_main(target: Callable, args: tuple, q, cancel, nice: int) -> None:
         q.put(("error", f"{type(e).__name__}: {e}"))
 
 
-_PRELOAD = ["torch", "kwsgui.train_task"]  # what the jobs run in a child import anyway
+_PRELOAD = ["torch", "kwsgui.train_task", "kwsgui.dataset_task"]  # what the jobs run in a child import anyway
 
 
 def _context():
