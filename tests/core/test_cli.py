@@ -43,14 +43,26 @@ def test_run_wav_dir_with_reset(devkit_args, shared_data):
     assert text.count("% seven >>>") >= 7
 
 
-def test_run_without_models_says_what_is_needed(tmp_path):
+def test_run_without_models_says_what_is_needed(tmp_path, monkeypatch):
+    import argparse
+
+    from core import models
+    from core.commands.common import resolve_models
+    from core.errors import KwsError
+
+    monkeypatch.setattr(models, "DEFAULT_FEATURIZER", tmp_path / "none.kwm")
+    args = argparse.Namespace(featurizer=None, classifier=None, categories=None)
+    with pytest.raises(KwsError, match="--featurizer F --classifier C --categories T"):
+        resolve_models(args)
+
+
+def test_run_uses_the_bundled_default_models():
     from core import models
 
-    if models.default_models_available():
-        pytest.skip("bundled default models exist")
-    out = kws("run", "--wav-file", tmp_path / "x.wav")
-    assert out.returncode == 2
-    assert "--featurizer" in out.stderr and "--classifier" in out.stderr and "Traceback" not in out.stderr
+    assert models.default_models_available(), "assets/ ships featurizer.kwm and classifier.kwm"
+    out = kws("run", "--wav-file", models.DEMO_WAV)
+    assert out.returncode == 0, out.stderr
+    assert "% seven >>>" in out.stdout and out.stdout.count("<<< DETECTED") >= 3
 
 
 def test_run_bad_wav_is_a_clear_error(devkit_args, tmp_path):
