@@ -32,6 +32,7 @@ from PyQt5.QtWidgets import (
     QMenu,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -221,6 +222,8 @@ class LiveView(QWidget):
         self.position_label = QLabel("0.00 s")
         self.status_label = QLabel()  # notes from the stream, e.g. no audio output
         self.status_label.setStyleSheet(NOTE_STYLE)
+        for label in (self.timing_label, self.status_label):  # long texts are clipped, not widening the window
+            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         bottom = QHBoxLayout()
         bottom.addWidget(QLabel("Input"))
         bottom.addWidget(self.level_meter, 1)
@@ -228,8 +231,9 @@ class LiveView(QWidget):
         bottom.addWidget(self.vad_led)
         bottom.addWidget(self.vad_label)
         bottom.addSpacing(8)
-        bottom.addWidget(self.timing_label, 2)
-        for w in (self.status_label, self.backend_label, self.fps_label, self.position_label):
+        bottom.addWidget(self.timing_label, 3)
+        bottom.addWidget(self.status_label, 2)
+        for w in (self.backend_label, self.fps_label, self.position_label):
             bottom.addWidget(w)
 
         lay = QVBoxLayout(self)
@@ -486,7 +490,9 @@ class LiveView(QWidget):
 
     def _on_status(self, text: str) -> None:
         if self._current():
-            self.status_label.setText(text)
+            short = text if len(text) <= 40 else text[:38] + "…"  # a long note must not widen the window
+            self.status_label.setText(short)
+            self.status_label.setToolTip(text)
             self.message.emit(text)
 
     def _on_failed(self, text: str) -> None:

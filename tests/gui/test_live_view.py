@@ -166,6 +166,7 @@ def test_sound_without_an_output_device_is_only_a_status_message(qtbot, view):
     assert summary.error is None and summary.frames > 0
     assert any(m.startswith("no audio output") for m in messages), messages
     assert view.status_label.text().startswith("no audio output")
+    assert view.status_label.toolTip().startswith("no audio output") and len(view.status_label.text()) <= 40
     assert view.error_label.isHidden()
 
 
