@@ -137,6 +137,7 @@ class DatasetPanel(Panel):
 
         self.chart = CountsChart()
         self.chart_title = QLabel("Files per class")
+        self.chart_title.setWordWrap(True)  # it names a folder: long paths wrap
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.skipped = QListWidget()

@@ -95,3 +95,23 @@ def test_stop_writes_nothing_and_errors_show_once(qtbot, panel, audio_dir, tmp_p
     assert summary.error and "no_such_bad_list.txt" in summary.error
     assert failures == [summary.error] and panel.error.isVisible()
     assert panel.lists_button.isEnabled()
+
+
+def test_espeak_keywords_become_an_audio_folder(qtbot, panel, tmp_path):
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    from core.audio.wav import read_wav
+
+    out = tmp_path / "synth"
+    panel.words.setText("seven")
+    panel.per_word.setValue(2)
+    panel.synth_out.set_path(out)
+    summary = run(qtbot, panel, panel.synthesize)
+    assert summary.completed, panel.error.text()
+    wavs = sorted((out / "seven").glob("*_nohash_*.wav"))
+    assert len(wavs) == 2 and panel.summary.text() == f"synthesized 2 clips into {out}"
+    x, rate = read_wav(wavs[0])
+    assert rate == 16000 and len(x) == 16000 and np.abs(x).max() > 0.1  # 1 s of speech, centred
+    assert str(out) in panel.folder_list()  # ready for Make lists

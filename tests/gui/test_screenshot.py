@@ -38,7 +38,8 @@ def test_screenshots_of_every_panel(tmp_path, devkit, data_dir):
     for name in PANELS:
         png = tmp_path / f"{name}.png"
         img = QImage(str(png))
-        assert not img.isNull() and img.width() >= 1000 and img.height() >= 600, (name, img.width(), img.height())
+        assert not img.isNull() and 1000 <= img.width() <= 1280 and 600 <= img.height() <= 800, \
+            (name, img.width(), img.height())  # the window fits the 1280x800 screen
         assert png.stat().st_size < MAX_PNG_BYTES, name
         assert colours(img, 150, img.width() - 20, 100, img.height() - 60) > 40, name  # drawn, not blank
     live = QImage(str(tmp_path / "live_view.png"))
