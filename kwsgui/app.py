@@ -31,7 +31,7 @@ from core.models import DEFAULT_FEATURIZER
 from kwsgui import APPLICATION, ORGANIZATION
 from kwsgui.live_view import LiveView, app_settings
 from kwsgui.model_set import ModelSet
-from kwsgui.widgets import Panel
+from kwsgui.panel import Panel
 
 STATUS_MS = 8000
 NAV_STYLE = """

@@ -29,7 +29,8 @@ from core.compiler.targets import Target, preset_names, resolve_target
 from core.errors import CompileError
 from core.models import DEMO_WAV
 from kwsgui.jobs import JobContext
-from kwsgui.widgets import NOTE_STYLE, Panel, PathField
+from kwsgui.panel import Panel
+from kwsgui.widgets import NOTE_STYLE, PathField
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,9 @@ from core.errors import DataError
 from kwsgui.charts import CountsChart
 from kwsgui.dataset_task import BuildReport, ListsReport, build_job, lists_job, synth_job
 from kwsgui.model_set import BUILTIN
+from kwsgui.panel import Panel
 from kwsgui.subproc import run_in_child
-from kwsgui.widgets import NOTE_STYLE, Panel, PathField, boxed
+from kwsgui.widgets import NOTE_STYLE, PathField, boxed
 
 
 class DatasetPanel(Panel):

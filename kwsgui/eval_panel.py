@@ -29,7 +29,8 @@ from PyQt5.QtWidgets import (
 from core.evaluate.passrate import DECISIONS, ClipResult, evaluate_clips, read_list
 from kwsgui.charts import HeatMap
 from kwsgui.jobs import JobContext
-from kwsgui.widgets import NOTE_STYLE, ClipPlayer, Panel, PathField
+from kwsgui.panel import ClipPlayer, Panel
+from kwsgui.widgets import NOTE_STYLE, PathField
 
 MODES = {"reset": "reset per clip", "continuous": "continuous", "vad": "continuous + VAD"}
 

@@ -16,38 +16,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QFont
 from PyQt5.QtWidgets import (
-    QAction,
     QApplication,
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QMenu,
-    QPlainTextEdit,
-    QPushButton,
-    QSizePolicy,
-    QSpinBox,
-    QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
 from core.audio.sources import WavSource
 from core.errors import KwsError
-from core.pipeline import BACKENDS
 from kwsgui import APPLICATION, ORGANIZATION
-from kwsgui.charts import TopClassLines
-from kwsgui.live_source import SourceBar, has_module
+from kwsgui.live_source import has_module
+from kwsgui.live_ui import setup_ui
 from kwsgui.model_set import ModelSet
-from kwsgui.plots import ColumnRing, ProbabilityBars, SpectrogramPlot
-from kwsgui.widgets import NOTE_STYLE, ErrorBanner, Led, LevelMeter
+from kwsgui.plots import ColumnRing
 from kwsgui.workers import Batch, StreamControls, StreamInfo, StreamSummary, StreamThread, StreamWorker
 
 DRAW_INTERVAL_MS = 16  # a 60 Hz timer that draws only when frames arrived (~31 per second)
@@ -83,7 +64,7 @@ class LiveView(QWidget):
         self.stats = {"max_level_db": -math.inf, "clipped": 0, "vad_frames": 0}  # of this stream
         self._draws: list[float] = []  # times of draws that showed new frames (frame-rate meter)
         self.prob_ring = ColumnRing(1, 1)
-        self._build_ui()
+        setup_ui(self)
         self.set_models(self._models)
         self._timer = QTimer(self)
         self._timer.setInterval(DRAW_INTERVAL_MS)
@@ -91,160 +72,6 @@ class LiveView(QWidget):
         self._timer.start()
 
     # ------------------------------------------------------------------ UI
-    def _build_ui(self) -> None:
-        self.source = SourceBar(self.settings)
-        self.source.changed.connect(self._update_buttons)
-        self.source.file_chosen.connect(lambda p: self.play(p) if not self.is_running else None)
-        self.source_combo, self.path_edit, self.browse_button = (self.source.combo, self.source.path_edit,
-                                                                 self.source.browse_button)
-        self.play_button = QPushButton("▶  Play")
-        self.play_button.setToolTip("Run the source through the models")
-        self.play_button.clicked.connect(lambda: self.play())
-        self.record_button = QPushButton("●  Record")
-        self.record_button.setToolTip("Record the microphone to a wav file (detecting as it goes)")
-        self.record_button.clicked.connect(lambda: self.choose_record())
-        self.stop_button = QPushButton("■  Stop")
-        self.stop_button.clicked.connect(self.stop)
-        self.play_audio_check = QCheckBox("Sound")
-        self.play_audio_check.setToolTip("Also play the audio on the output device")
-        self.play_audio_check.setEnabled(self.has_speaker)
-        sound_on = self.settings.value("live/play_audio", "true") == "true"
-        self.play_audio_check.setChecked(self.has_speaker and sound_on)
-        self.play_audio_check.toggled.connect(
-            lambda on: self.settings.setValue("live/play_audio", "true" if on else "false"))
-
-        self.actions_ = {
-            "featurizer": QAction("Open &featurizer…", self, triggered=self.choose_featurizer),
-            "builtin": QAction("Use &built-in featurizer", self, triggered=self.use_builtin_featurizer),
-            "classifier": QAction("Open &classifier…", self, triggered=self.choose_classifier),
-            "no_classifier": QAction("&Remove classifier", self, triggered=self.remove_classifier),
-            "categories": QAction("Open c&ategories…", self, triggered=self.choose_categories),
-            "wav": QAction("Open &wav file…", self, triggered=self.choose_wav),
-        }
-        self.models_button = QPushButton("Models")
-        self.models_button.setToolTip("Load a featurizer, classifier or categories file")
-        menu = QMenu(self.models_button)
-        for key in ("featurizer", "builtin", "classifier", "no_classifier", "categories"):
-            menu.addAction(self.actions_[key])
-        self.models_button.setMenu(menu)
-        self.backend_combo = QComboBox()
-        for b in BACKENDS:
-            self.backend_combo.addItem(b, b)
-        self.backend_combo.setToolTip("auto: native code when the compiler supports the models")
-        self.backend_combo.setCurrentIndex(max(0, self.backend_combo.findData(
-            str(self.settings.value("live/backend", "auto")))))
-        self.backend_combo.currentIndexChanged.connect(
-            lambda: self.settings.setValue("live/backend", self.backend_combo.currentData()))
-
-        self.threshold_spin = QDoubleSpinBox()
-        self.threshold_spin.setRange(0.0, 0.99)
-        self.threshold_spin.setSingleStep(0.05)
-        self.threshold_spin.setDecimals(2)
-        self.threshold_spin.setValue(self.controls.get()[1])
-        self.threshold_spin.setToolTip("A class is detected when its (smoothed) probability is above this")
-        self.smoothing_spin = QSpinBox()
-        self.smoothing_spin.setRange(0, 50)
-        self.smoothing_spin.setSuffix(" frames")
-        self.smoothing_spin.setValue(self.controls.get()[2])
-        self.smoothing_spin.setToolTip("Average the probabilities over the last N frames (0 = off)")
-        self.threshold_spin.valueChanged.connect(self._controls_changed)
-        self.smoothing_spin.valueChanged.connect(self._controls_changed)
-        self.ignore_edit = QLineEdit(str(self.settings.value("live/ignore", "")))
-        self.ignore_edit.setPlaceholderText("labels to ignore, e.g. background_noise")
-        self.ignore_edit.setToolTip("Comma-separated labels never reported as detections nor drawn as lines")
-        self.ignore_edit.editingFinished.connect(self._ignore_changed)
-
-        transport = QHBoxLayout()
-        for w in (self.play_button, self.record_button, self.stop_button, self.play_audio_check,
-                  self.models_button):
-            transport.addWidget(w)
-        transport.addWidget(QLabel("Backend"))
-        transport.addWidget(self.backend_combo)
-        transport.addStretch(1)
-
-        self.model_label = QLabel()
-        self.model_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.model_label.setStyleSheet(NOTE_STYLE)
-        self.model_label.setWordWrap(True)
-        self.error_label = ErrorBanner()
-
-        self.spectrogram = SpectrogramPlot()
-        spec_box = QGroupBox("Mel spectrogram")
-        QVBoxLayout(spec_box).addWidget(self.spectrogram)
-        self.lines = TopClassLines()
-        self.lines_legend = QLabel()
-        self.lines_legend.setTextFormat(Qt.RichText)
-        self.lines_box = QGroupBox("Top classes over time")
-        ll = QVBoxLayout(self.lines_box)
-        ll.addWidget(self.lines_legend)
-        ll.addWidget(self.lines, 1)
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(2000)
-        self.log.setFont(QFont("monospace"))
-        log_box = QGroupBox("Detections")
-        QVBoxLayout(log_box).addWidget(self.log)
-        left = QSplitter(Qt.Vertical)
-        for w in (spec_box, self.lines_box, log_box):
-            left.addWidget(w)
-        left.setSizes([420, 200, 130])
-
-        self.bars = ProbabilityBars()
-        self.bars.set_threshold(self.threshold_spin.value())
-        self.lines.set_threshold(self.threshold_spin.value())
-        self.top_label = QLabel("–")
-        self.top_label.setAlignment(Qt.AlignCenter)
-        self.top_label.setStyleSheet("font-size: 15pt; font-weight: bold;")
-        self.bars_box = QGroupBox("Class probabilities")
-        bl = QVBoxLayout(self.bars_box)
-        bl.addWidget(self.top_label)
-        bl.addWidget(self.bars, 1)
-        detect = QFormLayout()  # detection settings beside what they act on
-        detect.addRow("Threshold", self.threshold_spin)
-        detect.addRow("Smoothing", self.smoothing_spin)
-        detect.addRow("Ignore", self.ignore_edit)
-        bl.addLayout(detect)
-        self.bars_box.setMinimumWidth(280)
-        split = QSplitter(Qt.Horizontal)
-        split.addWidget(left)
-        split.addWidget(self.bars_box)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-
-        self.level_meter = LevelMeter()
-        self.level_label = QLabel("– dBFS")
-        self.level_label.setMinimumWidth(80)
-        self.vad_led = Led("#40d040", tooltip="voice activity (the classifier's VAD node)")
-        self.vad_label = QLabel("VAD")
-        self.backend_label = QLabel("backend: –")
-        self.fps_label = QLabel("– fps")
-        self.timing_label = QLabel("processing: –")
-        self.position_label = QLabel("0.00 s")
-        self.status_label = QLabel()  # notes from the stream, e.g. no audio output
-        self.status_label.setStyleSheet(NOTE_STYLE)
-        for label in (self.timing_label, self.status_label):  # long texts are clipped, not widening the window
-            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        bottom = QHBoxLayout()
-        bottom.addWidget(QLabel("Input"))
-        bottom.addWidget(self.level_meter, 1)
-        bottom.addWidget(self.level_label)
-        bottom.addWidget(self.vad_led)
-        bottom.addWidget(self.vad_label)
-        bottom.addSpacing(8)
-        bottom.addWidget(self.timing_label, 3)
-        bottom.addWidget(self.status_label, 2)
-        for w in (self.backend_label, self.fps_label, self.position_label):
-            bottom.addWidget(w)
-
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.source)
-        lay.addLayout(transport)
-        lay.addWidget(self.model_label)
-        lay.addWidget(self.error_label)
-        lay.addWidget(split, 1)
-        lay.addLayout(bottom)
-        self._update_buttons()
-
     def _update_buttons(self) -> None:
         running = self.is_running
         mic = self.source.kind() == "mic"

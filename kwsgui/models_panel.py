@@ -29,7 +29,8 @@ from core.graph.ir import Graph
 from core.graph.summary import stats
 from kwsgui.jobs import JobContext
 from kwsgui.model_set import BUILTIN
-from kwsgui.widgets import NOTE_STYLE, Panel, PathField
+from kwsgui.panel import Panel
+from kwsgui.widgets import NOTE_STYLE, PathField
 
 MODEL_FILTER = "Models (*.onnx *.ell *.kwm);;All files (*)"
 COLUMNS = ("node", "op", "shape", "parameters", "multiply-adds")

@@ -35,9 +35,10 @@ from PyQt5.QtWidgets import (
 from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from kwsgui.charts import EpochCurves, HeatMap
 from kwsgui.model_set import BUILTIN
+from kwsgui.panel import Panel
 from kwsgui.subproc import run_in_child
 from kwsgui.train_task import Replay, TrainReport, train_job
-from kwsgui.widgets import NOTE_STYLE, Panel, PathField
+from kwsgui.widgets import NOTE_STYLE, PathField
 
 CHOICES = {"architecture": ARCHITECTURES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
            "device": ("auto", "cpu", "cuda")}

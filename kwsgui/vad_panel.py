@@ -11,12 +11,10 @@ cached levels (core.vad.analysis), which takes well under a millisecond per seco
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
-from PyQt5.QtCore import QRectF, QStandardPaths, Qt, pyqtSignal
+from PyQt5.QtCore import QStandardPaths, Qt, pyqtSignal
 from PyQt5.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -38,74 +36,11 @@ from core.features.vad import RESET_ON, reset_trigger
 from core.vad.analysis import VadTrace, levels_of, signals_from_levels
 from core.vad.params import PARAM_NAMES, VadParams, load_params, save_params
 from core.vad.tune import BOUNDS, OBJECTIVES
-from kwsgui.jobs import JobContext
 from kwsgui.model_set import BUILTIN
-from kwsgui.plots import DISPLAY_LEVELS_DB, SPECTROGRAM_CMAP, to_display
-from kwsgui.widgets import NOTE_STYLE, Panel, PathField, SliderBox, boxed
-
-TINY = 1e-6
-
-
-@dataclass(frozen=True)
-class Clip:
-    path: str
-    features: np.ndarray  # (frames, n_features) float32, read-only
-    frame_duration_s: float
-
-
-def load_clip_job(models, path: str, ctx: JobContext) -> Clip:
-    from core.audio.wav import read_wav
-    from core.features.featurizer import featurize
-
-    ctx.stage(f"featurizing {Path(path).name}")
-    x, _ = read_wav(path, models.sample_rate)
-    f = np.array(featurize(models.featurizer, x), dtype=np.float32)
-    if not len(f):
-        raise KwsError(f"{path}: shorter than one {models.hop_length}-sample hop")
-    f.setflags(write=False)
-    return Clip(path, f, models.frame_duration_s)
-
-
-def record_job(models, seconds: float, path: str, device, ctx: JobContext) -> Clip:
-    from core.audio.microphone import MicrophoneSource
-    from core.audio.wav import write_wav
-
-    ctx.stage(f"recording {seconds:g} s", 0, int(seconds * 10))
-    parts, have, want = [], 0, int(seconds * models.sample_rate)
-    with MicrophoneSource(models.sample_rate, device=device, max_seconds=seconds) as mic:
-        for chunk in mic.chunks():
-            if ctx.cancelled:
-                break
-            parts.append(chunk)
-            have += len(chunk)
-            ctx.progress(min(have, want) * 10 // models.sample_rate, int(seconds * 10), "recording")
-            if have >= want:
-                break
-    x = np.concatenate(parts)[:want] if parts else np.zeros(0, np.float32)
-    write_wav(path, x, models.sample_rate)  # atomic; what was captured is kept even after Stop
-    ctx.log(f"recorded {len(x) / models.sample_rate:.2f} s to {path}")
-    return load_clip_job(models, path, ctx)
-
-
-def tune_job(models, list_file: str, noise_dir: str | None, start: VadParams, trials: int, objective: str,
-             ctx: JobContext):
-    from core.audio.sources import list_wavs
-    from core.evaluate.passrate import read_list
-    from core.vad.tune import prepare, tune_vad
-
-    clips = read_list(list_file)
-    noise = list_wavs(noise_dir) if noise_dir else None
-    clf = models.classifier if objective == "accuracy" else None
-    if objective == "accuracy" and clf is None:
-        raise KwsError("tuning for accuracy needs a classifier in the live view (or choose f1)")
-    ctx.stage(f"featurizing {len(clips)} clips into streams")
-    data = prepare(models.featurizer, clf, list(models.labels), clips, sample_rate=models.sample_rate,
-                   noise_files=noise, snrs=(20.0, 10.0) if noise else (20.0,), backend="auto",
-                   progress=lambda d, t: ctx.progress(d, t, "streams"), cancel=ctx.cancel)
-    ctx.log(f"{data.n_words} words in {len(data.streams)} stream(s); {trials} trials, objective {objective}")
-    result = tune_vad(data, start, trials=trials, objective=objective,
-                      progress=lambda d, t: ctx.progress(d, t, "trials"), cancel=ctx.cancel)
-    return result
+from kwsgui.panel import Panel
+from kwsgui.vad_plots import VadPlots
+from kwsgui.vad_task import Clip, load_clip_job, record_job, tune_job
+from kwsgui.widgets import NOTE_STYLE, PathField, SliderBox, boxed
 
 
 class VadPanel(Panel):
@@ -228,7 +163,7 @@ class VadPanel(Panel):
         scroll.setFrameShape(QScrollArea.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
-        self._build_plots()
+        self.plots = VadPlots()
         self.info = QLabel("load or record a clip")
         self.info.setStyleSheet(NOTE_STYLE)
         right = QWidget()
@@ -246,49 +181,9 @@ class VadPanel(Panel):
         lay.addWidget(self.job_bar)
 
     # ------------------------------------------------------------------ plots
-    def _build_plots(self) -> None:
-        self.plots = pg.GraphicsLayoutWidget()
-        self.spec_plot = self.plots.addPlot(row=0, col=0, title="features")
-        self.image = pg.ImageItem(axisOrder="col-major")
-        self.image.setColorMap(pg.colormap.get(SPECTROGRAM_CMAP))
-        self.spec_plot.addItem(self.image)
-        key = " · ".join(f'<span style="color: {c}">{t}</span>' for t, c in (
-            ("level", "#ffaa28"), ("floor", "#50aaff"), ("on ×", "#78dc78"), ("off ×", "#e65ac8"),
-            ("level threshold", "#b4b4b4")))
-        self.level_plot = self.plots.addPlot(row=1, col=0, title=key)  # the key as the title: no legend on data
-        self.level_plot.setLogMode(y=True)
-        self.level_curve = self.level_plot.plot(pen=pg.mkPen((255, 170, 40), width=2))
-        self.floor_curve = self.level_plot.plot(pen=pg.mkPen((80, 170, 255), width=2))
-        self.on_curve = self.level_plot.plot(pen=pg.mkPen((120, 220, 120), style=Qt.DashLine))
-        self.off_curve = self.level_plot.plot(pen=pg.mkPen((230, 90, 200), style=Qt.DotLine))
-        self.min_curve = self.level_plot.plot(pen=pg.mkPen((180, 180, 180), style=Qt.DashDotLine))
-        self.signal_plot = self.plots.addPlot(row=2, col=0, title="VAD signal (× resets)")
-        self.signal_plot.setYRange(-0.1, 1.2, padding=0)
-        self.signal_curve = self.signal_plot.plot(pen=pg.mkPen((120, 220, 120), width=2), stepMode="center",
-                                                  fillLevel=0, brush=(120, 220, 120, 60))
-        self.reset_points = self.signal_plot.plot(pen=None, symbol="x", symbolSize=10, symbolBrush=(240, 80, 80),
-                                                  symbolPen=pg.mkPen((240, 80, 80)))
-        for p in (self.level_plot, self.signal_plot):
-            p.setXLink(self.spec_plot)
-        for p in (self.spec_plot, self.level_plot, self.signal_plot):
-            p.setMenuEnabled(False)
-            p.hideButtons()
-            p.getAxis("left").setWidth(52)  # equal widths: the linked time axes line up
-            p.enableAutoRange(x=False)  # the clip's length sets the time range
-        self.signal_plot.setLabel("bottom", "time", units="s")
-        self.plots.ci.layout.setRowStretchFactor(0, 3)
-        self.plots.ci.layout.setRowStretchFactor(1, 3)
-        self.plots.ci.layout.setRowStretchFactor(2, 1)
-
     def _show_clip(self) -> None:
-        c = self.clip
-        img = to_display(c.features)
-        self.image.setImage(img, autoLevels=False, levels=DISPLAY_LEVELS_DB)
-        n, bins = img.shape
-        self.image.setRect(QRectF(0.0, 0.0, n * c.frame_duration_s, float(bins)))
-        self.spec_plot.setYRange(0, bins, padding=0)
-        self.spec_plot.setXRange(0, n * c.frame_duration_s, padding=0)
-        self._levels = levels_of(c.features)
+        self.plots.show_features(self.clip.features, self.clip.frame_duration_s)
+        self._levels = levels_of(self.clip.features)
         self.update_trace()
 
     def update_trace(self) -> None:
@@ -307,20 +202,10 @@ class VadPanel(Panel):
         trig = sig if params.reset.is_ell else reset_trigger(sig, params.reset)[0]
         self.trace = VadTrace(lv, floors, sig, np.asarray(trig, np.int8), fd, params)
         self.trace_ms = 1000 * (time.perf_counter() - t0)
-        t = np.arange(len(lv)) * fd
-        c = params.vad
-        self.level_curve.setData(t, np.maximum(lv, TINY))
-        self.floor_curve.setData(t, np.maximum(floors, TINY))
-        self.on_curve.setData(t, np.maximum(c.threshold_up * floors, TINY))
-        self.off_curve.setData(t, np.maximum(c.threshold_down * floors, TINY))
-        self.min_curve.setData([t[0], t[-1] + fd], [max(c.level_threshold, TINY)] * 2)
-        self.signal_curve.setData(np.append(t, t[-1] + fd), sig.astype(float))
-        resets = self.trace.resets
-        self.reset_points.setData(resets * fd, np.full(len(resets), 0.5))
-        self.spec_plot.setXRange(0.0, len(lv) * fd, padding=0)
-        segs = self.trace.segments
+        self.plots.show_trace(self.trace)
         self.info.setText(f"{Path(self.clip.path).name}: {len(lv)} frames · {int(sig.sum())} voiced · "
-                          f"{len(segs)} segment(s) · {len(resets)} reset(s) · traced in {self.trace_ms:.2f} ms")
+                          f"{len(self.trace.segments)} segment(s) · {len(self.trace.resets)} reset(s) · "
+                          f"traced in {self.trace_ms:.2f} ms")
 
     # ------------------------------------------------------------------ parameters
     def params(self) -> VadParams:

@@ -39,23 +39,23 @@ def test_slider_changes_the_plotted_signal(qtbot, panel):
     panel.set_params(VadParams())
     assert run(qtbot, panel, lambda: panel.load_clip(DEMO_WAV)).completed, panel.error.text()
     n = len(panel.clip.features)
-    assert n == 263 and panel.image.image.shape == (263, 80)
-    _, before = panel.signal_curve.getData()
+    assert n == 263 and panel.plots.image.image.shape == (263, 80)
+    _, before = panel.plots.signal_curve.getData()
     voiced = int(panel.trace.signals.sum())
     assert 0 < voiced < n and len(panel.trace.segments) >= 2  # words and pauses in the demo
-    lx, ly = panel.level_curve.getOriginalDataset()
+    lx, ly = panel.plots.level_curve.getOriginalDataset()
     assert len(lx) == n and np.isfinite(ly).all()
 
     box = panel.sliders["level_threshold"]
     box.slider.setValue(int(0.95 * box.STEPS))  # drag the slider itself: ~0.63, the loud words only
     assert box.value() == pytest.approx(10 ** -0.2, rel=1e-3)
-    _, after = panel.signal_curve.getData()
+    _, after = panel.plots.signal_curve.getData()
     assert 0 < int(panel.trace.signals.sum()) < voiced and not np.array_equal(before, after)
-    _, floor_line = panel.min_curve.getOriginalDataset()  # getData is log10 here
+    _, floor_line = panel.plots.min_curve.getOriginalDataset()  # getData is log10 here
     assert floor_line[0] == pytest.approx(box.value())
     panel.sliders["threshold_up"].box.setValue(10.0)  # the numeric box moves the slider and the plot
     assert panel.sliders["threshold_up"].slider.value() == panel.sliders["threshold_up"]._to_pos(10.0)
-    _, on = panel.on_curve.getOriginalDataset()
+    _, on = panel.plots.on_curve.getOriginalDataset()
     np.testing.assert_allclose(on, np.maximum(10.0 * panel.trace.floors, 1e-6))
     assert panel.trace_ms < 50.0 and "segment" in panel.info.text()
 
