@@ -74,12 +74,13 @@ class JobContext:
 
     def progress(self, done: int, total: int | None = None, text: str | None = None) -> None:
         """The core `(done, total)` callback protocol, plus an optional stage text."""
+        changed = text is not None and text != self._text  # a new stage is shown at once
         if text is not None:
             self._text = text
         total = int(total) if total is not None else 0
         now = time.monotonic()
         last = total > 0 and done >= total
-        if last or text is not None or now - self._last >= self.min_interval_s:
+        if last or changed or now - self._last >= self.min_interval_s:
             self._last = now
             self._worker.progress.emit(JobProgress(int(done), total, self._text))
 

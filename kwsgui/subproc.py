@@ -41,11 +41,12 @@ class ChildContext:
             raise Cancelled("stopped")
 
     def progress(self, done: int, total: int | None = None, text: str | None = None) -> None:
+        changed = text is not None and text != self._text  # a new stage is shown at once
         if text is not None:
             self._text = text
         total = int(total) if total is not None else 0
         now = time.monotonic()
-        if (total > 0 and done >= total) or text is not None or now - self._last >= self.min_interval_s:
+        if (total > 0 and done >= total) or changed or now - self._last >= self.min_interval_s:
             self._last = now
             self._q.put(("progress", (int(done), total, self._text)))
 
