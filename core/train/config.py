@@ -36,7 +36,6 @@ class TrainConfig:
     context_prob: float = 0.0
     device: str = "auto"
     seed: int = 0
-    workers: int = 0
 
     def __post_init__(self):
         def bad(name, why):

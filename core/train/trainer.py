@@ -215,7 +215,7 @@ class Trainer:
             raise KwsError(f"{self.checkpoint_path}: checkpoint categories differ from the dataset's")
         saved = TrainConfig.from_dict(state["config"]).to_dict()
         mine = self.cfg.to_dict()
-        differ = [k for k in saved if k not in ("epochs", "device", "workers") and saved[k] != mine[k]]
+        differ = [k for k in saved if k in mine and k not in ("epochs", "device") and saved[k] != mine[k]]
         if differ:
             raise KwsError(f"{self.checkpoint_path}: the checkpoint was trained with other options: "
                            + ", ".join(f"{k}={saved[k]!r} (now {mine[k]!r})" for k in differ))
