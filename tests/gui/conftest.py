@@ -60,3 +60,42 @@ def view(qtbot, settings):
     qtbot.waitExposed(w)
     yield w
     w.shutdown()
+
+
+@pytest.fixture
+def devkit_view(view, devkit):
+    """The live view with the DevKit featurizer, classifier and categories loaded."""
+    for load, key in ((view.load_featurizer, "featurizer"), (view.load_classifier, "classifier"),
+                      (view.load_categories, "categories")):
+        assert load(devkit[key]), view.error_label.text()
+    return view
+
+
+@pytest.fixture
+def open_panel(qtbot, settings, devkit_view):
+    """Factory: a panel class -> the shown panel bound to the DevKit live view (shut down after)."""
+    panels = []
+
+    def make(cls, width: int = 1100, height: int = 700):
+        p = cls(settings=settings, live=devkit_view)
+        qtbot.addWidget(p)
+        p.resize(width, height)
+        p.show()
+        panels.append(p)
+        return p
+
+    yield make
+    for p in panels:
+        p.shutdown()
+
+
+@pytest.fixture
+def run_job(qtbot):
+    """run_job(panel, start) -> the finished job's result; start() must accept the job."""
+
+    def run(panel, start, timeout_ms: int = 120_000):
+        with qtbot.waitSignal(panel.job_finished, timeout=timeout_ms) as blocker:
+            assert start(), panel.error.text()
+        return blocker.args[0]
+
+    return run

@@ -8,31 +8,15 @@ import shutil
 
 import pytest
 
-JOB_MS = 120_000
-
 
 @pytest.fixture
-def panel(qtbot, settings, view, devkit):
+def panel(open_panel):
     from kwsgui.compile_panel import CompilePanel
 
-    for load, key in ((view.load_featurizer, "featurizer"), (view.load_classifier, "classifier"),
-                      (view.load_categories, "categories")):
-        assert load(devkit[key]), view.error_label.text()
-    p = CompilePanel(settings=settings, live=view)
-    qtbot.addWidget(p)
-    p.resize(1100, 700)
-    p.show()
-    yield p
-    p.shutdown()
+    return open_panel(CompilePanel, 1100, 700)
 
 
-def run(qtbot, panel, start):
-    with qtbot.waitSignal(panel.job_finished, timeout=JOB_MS) as blocker:
-        assert start(), panel.error.text()
-    return blocker.args[0]
-
-
-def test_host_compile_verify_benchmark(qtbot, panel, data_dir, tmp_path):
+def test_host_compile_verify_benchmark(run_job, qtbot, panel, data_dir, tmp_path):
     if shutil.which("cmake") is None or shutil.which("cc") is None:
         pytest.skip("cmake and a C compiler are needed to build the exported folder")
     out = tmp_path / "kws_host"
@@ -42,17 +26,17 @@ def test_host_compile_verify_benchmark(qtbot, panel, data_dir, tmp_path):
     panel.clip.set_path(data_dir / "ell_examples" / "seven.wav")
     assert "classifier.ell" in panel.models_label.text()
 
-    assert run(qtbot, panel, panel.compile).completed, panel.error.text()
+    assert run_job(panel, panel.compile).completed, panel.error.text()
     names = {panel.files.item(i).text() for i in range(panel.files.count())}
     assert {"kws.o", "kws.h", "kws_demo.c", "CMakeLists.txt", "kws.py", "README.md"} <= names
     assert all((out / n).is_file() for n in names)
 
-    assert run(qtbot, panel, panel.verify).completed, panel.error.text()
+    assert run_job(panel, panel.verify).completed, panel.error.text()
     v = panel.verification
     assert v.passed and v.how == "native" and any(ln.endswith("% seven >>>") for ln in v.device_lines)
     assert panel.result_label.text().startswith("✔ Verified on host") and "seven" in panel.result_label.text()
 
-    assert run(qtbot, panel, panel.benchmark).completed, panel.error.text()
+    assert run_job(panel, panel.benchmark).completed, panel.error.text()
     rows = {r.name: r for r in panel.bench_rows}
     assert set(rows) == {"host JIT (llvmlite)", "interpreter (numpy)", "exported demo (host)"}
     assert all(r.us_per_frame > 0 for r in rows.values()) and panel.table.rowCount() == 3
@@ -70,7 +54,7 @@ def test_bad_inputs_are_refused(panel, tmp_path):
     assert not panel.verify() and "compile for this target" in panel.error.text()
 
 
-def test_pi3_verify_under_qemu(qtbot, panel, data_dir, tmp_path):
+def test_pi3_verify_under_qemu(run_job, qtbot, panel, data_dir, tmp_path):
     """The ARM path: cross-built with the Debian toolchain, run under qemu-arm, same detections."""
     if not (shutil.which("arm-linux-gnueabihf-gcc") and shutil.which("qemu-arm") and shutil.which("cmake")):
         pytest.skip("needs gcc-arm-linux-gnueabihf, qemu-user and cmake (scripts/sysdeps.sh)")
@@ -79,8 +63,8 @@ def test_pi3_verify_under_qemu(qtbot, panel, data_dir, tmp_path):
     panel.outdir.set_path(tmp_path / "kws_pi3")
     panel.clip.set_path(data_dir / "ell_examples" / "seven.wav")
     assert "armv7-unknown-linux-gnueabihf" in panel.target_label.text()
-    assert run(qtbot, panel, panel.compile).completed, panel.error.text()
-    assert run(qtbot, panel, panel.verify).completed, panel.error.text()
+    assert run_job(panel, panel.compile).completed, panel.error.text()
+    assert run_job(panel, panel.verify).completed, panel.error.text()
     v = panel.verification
     assert v.passed and v.how == "qemu-arm" and v.target == "pi3"
     assert panel.result_label.text().startswith("✔ Verified on pi3 (qemu-arm)")

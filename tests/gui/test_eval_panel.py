@@ -23,31 +23,17 @@ def list_file(tmp_path, data_dir):
 
 
 @pytest.fixture
-def panel(qtbot, settings, view, devkit):
+def panel(open_panel):
     from kwsgui.eval_panel import EvalPanel
 
-    for load, key in ((view.load_featurizer, "featurizer"), (view.load_classifier, "classifier"),
-                      (view.load_categories, "categories")):
-        assert load(devkit[key]), view.error_label.text()
-    p = EvalPanel(settings=settings, live=view)
-    qtbot.addWidget(p)
-    p.resize(1100, 700)
-    p.show()
-    yield p
-    p.shutdown()
-
-
-def run(qtbot, panel, start):
-    with qtbot.waitSignal(panel.job_finished, timeout=JOB_MS) as blocker:
-        assert start(), panel.error.text()
-    return blocker.args[0]
+    return open_panel(EvalPanel, 1100, 700)
 
 
 @pytest.mark.parametrize("mode", ["reset", "vad"])
-def test_pass_rate_confusion_and_misclassified(qtbot, panel, list_file, mode):
+def test_pass_rate_confusion_and_misclassified(run_job, qtbot, panel, list_file, mode):
     panel.list_file.set_path(list_file)
     panel.set_mode(mode)
-    summary = run(qtbot, panel, panel.evaluate)
+    summary = run_job(panel, panel.evaluate)
     assert summary.completed, panel.error.text()
     r = panel.report
     assert len(r.results) == 16 and r.mode == mode
@@ -59,7 +45,7 @@ def test_pass_rate_confusion_and_misclassified(qtbot, panel, list_file, mode):
     assert ("VAD: the model's own VAD" in panel.detail_label.text()) == (mode == "vad")
 
 
-def test_click_plays_or_explains_and_stop(qtbot, panel, list_file, tmp_path):
+def test_click_plays_or_explains_and_stop(run_job, qtbot, panel, list_file, tmp_path):
     panel.list_file.set_path(list_file)
     panel.limit.setValue(0)
     with qtbot.waitSignal(panel.job_finished, timeout=JOB_MS) as blocker:
@@ -74,5 +60,5 @@ def test_click_plays_or_explains_and_stop(qtbot, panel, list_file, tmp_path):
     assert s.completed or ("cannot play the clip" in panel.error.text() and s.error)
 
     panel.list_file.set_path(tmp_path / "missing_list.txt")
-    summary = run(qtbot, panel, panel.evaluate)
+    summary = run_job(panel, panel.evaluate)
     assert summary.error and "missing_list.txt" in panel.error.text()

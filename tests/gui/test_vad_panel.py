@@ -11,33 +11,17 @@ from core.models import DEMO_WAV
 from core.vad.model import model_vad
 from core.vad.params import VadParams, load_params
 
-JOB_MS = 120_000
-
 
 @pytest.fixture
-def panel(qtbot, settings, view, devkit):
+def panel(open_panel):
     from kwsgui.vad_panel import VadPanel
 
-    for load, key in ((view.load_featurizer, "featurizer"), (view.load_classifier, "classifier"),
-                      (view.load_categories, "categories")):
-        assert load(devkit[key]), view.error_label.text()
-    p = VadPanel(settings=settings, live=view)
-    qtbot.addWidget(p)
-    p.resize(1200, 760)
-    p.show()
-    yield p
-    p.shutdown()
+    return open_panel(VadPanel, 1200, 760)
 
 
-def run(qtbot, panel, start):
-    with qtbot.waitSignal(panel.job_finished, timeout=JOB_MS) as blocker:
-        assert start(), panel.error.text()
-    return blocker.args[0]
-
-
-def test_slider_changes_the_plotted_signal(qtbot, panel):
+def test_slider_changes_the_plotted_signal(run_job, qtbot, panel):
     panel.set_params(VadParams())
-    assert run(qtbot, panel, lambda: panel.load_clip(DEMO_WAV)).completed, panel.error.text()
+    assert run_job(panel, lambda: panel.load_clip(DEMO_WAV)).completed, panel.error.text()
     n = len(panel.clip.features)
     assert n == 263 and panel.plots.image.image.shape == (263, 80)
     _, before = panel.plots.signal_curve.getData()
@@ -63,7 +47,7 @@ def test_slider_changes_the_plotted_signal(qtbot, panel):
     assert "threshold_down" in panel.error.text()
 
 
-def test_live_params_autotune_apply_save(qtbot, panel, view, data_dir, tmp_path):
+def test_live_params_autotune_apply_save(run_job, qtbot, panel, view, data_dir, tmp_path):
     assert panel.params_from_live()
     own = model_vad(view.models.classifier)[0]
     assert panel.params().vad == own.vad
@@ -76,7 +60,7 @@ def test_live_params_autotune_apply_save(qtbot, panel, view, data_dir, tmp_path)
     panel.trials.setValue(12)
     progress = []
     panel.job_bar.bar.valueChanged.connect(progress.append)
-    summary = run(qtbot, panel, panel.auto_tune)
+    summary = run_job(panel, panel.auto_tune)
     assert summary.completed, panel.error.text()
     r = panel.tune_result
     assert len(r.trials) == 12 and r.best.score.key() >= r.start.score.key()
