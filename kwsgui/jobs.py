@@ -29,6 +29,7 @@ from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
 from core.errors import KwsError
 from core.progress import Cancelled
+from kwsgui.subproc import BaseJobContext
 
 log = logging.getLogger(__name__)
 
@@ -53,45 +54,20 @@ class JobSummary:
     seconds: float
 
 
-class JobContext:
-    """What a job function sees: progress/log/partial callbacks and the cancel Event."""
+class JobContext(BaseJobContext):
+    """What a job function sees in the GUI process: messages become the worker's signals."""
 
     def __init__(self, worker: JobWorker, min_interval_s: float):
+        super().__init__(worker.cancel, min_interval_s)
         self._worker = worker
-        self.cancel = worker.cancel
-        self.min_interval_s = min_interval_s
-        self._last = 0.0
-        self._text = ""
 
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel.is_set()
-
-    def check(self) -> None:
-        """Raise `Cancelled` when the user pressed Stop."""
-        if self.cancel.is_set():
-            raise Cancelled("stopped")
-
-    def progress(self, done: int, total: int | None = None, text: str | None = None) -> None:
-        """The core `(done, total)` callback protocol, plus an optional stage text."""
-        changed = text is not None and text != self._text  # a new stage is shown at once
-        if text is not None:
-            self._text = text
-        total = int(total) if total is not None else 0
-        now = time.monotonic()
-        last = total > 0 and done >= total
-        if last or changed or now - self._last >= self.min_interval_s:
-            self._last = now
-            self._worker.progress.emit(JobProgress(int(done), total, self._text))
-
-    def stage(self, text: str, done: int = 0, total: int = 0) -> None:
-        self.progress(done, total, text)
-
-    def log(self, text: str) -> None:
-        self._worker.log.emit(str(text))
-
-    def partial(self, value: Any) -> None:
-        self._worker.partial.emit(value)
+    def _send(self, kind: str, value: Any) -> None:
+        if kind == "progress":
+            self._worker.progress.emit(JobProgress(*value))
+        elif kind == "log":
+            self._worker.log.emit(value)
+        else:
+            self._worker.partial.emit(value)
 
 
 class JobWorker(QObject):

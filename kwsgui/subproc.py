@@ -25,39 +25,56 @@ from core.progress import Cancelled
 JOIN_S = 30.0
 
 
-class ChildContext:
-    """The JobContext API inside the child: messages to the parent, progress throttled here."""
+class BaseJobContext:
+    """The API a job function sees (progress, stage, log, partial, check, cancel); subclasses say
+    where messages go. Progress is throttled here, at the source; a new stage shows at once."""
 
-    def __init__(self, q, cancel, min_interval_s: float = 0.05):
-        self._q, self.cancel, self.min_interval_s = q, cancel, min_interval_s
+    def __init__(self, cancel, min_interval_s: float = 0.05):
+        self.cancel, self.min_interval_s = cancel, min_interval_s
         self._last, self._text = 0.0, ""
+
+    def _send(self, kind: str, value: Any) -> None:  # "progress" (done, total, text), "log", "partial"
+        raise NotImplementedError
 
     @property
     def cancelled(self) -> bool:
         return self.cancel.is_set()
 
     def check(self) -> None:
+        """Raise `Cancelled` when the user pressed Stop."""
         if self.cancel.is_set():
             raise Cancelled("stopped")
 
     def progress(self, done: int, total: int | None = None, text: str | None = None) -> None:
-        changed = text is not None and text != self._text  # a new stage is shown at once
+        """The core `(done, total)` callback protocol, plus an optional stage text."""
+        changed = text is not None and text != self._text
         if text is not None:
             self._text = text
         total = int(total) if total is not None else 0
         now = time.monotonic()
         if (total > 0 and done >= total) or changed or now - self._last >= self.min_interval_s:
             self._last = now
-            self._q.put(("progress", (int(done), total, self._text)))
+            self._send("progress", (int(done), total, self._text))
 
     def stage(self, text: str, done: int = 0, total: int = 0) -> None:
         self.progress(done, total, text)
 
     def log(self, text: str) -> None:
-        self._q.put(("log", str(text)))
+        self._send("log", str(text))
 
     def partial(self, value: Any) -> None:
-        self._q.put(("partial", value))
+        self._send("partial", value)
+
+
+class ChildContext(BaseJobContext):
+    """Inside the child: every message goes on the queue to the parent's worker thread."""
+
+    def __init__(self, q, cancel, min_interval_s: float = 0.05):
+        super().__init__(cancel, min_interval_s)
+        self._q = q
+
+    def _send(self, kind: str, value: Any) -> None:
+        self._q.put((kind, value))
 
 
 def _child_main(target: Callable, args: tuple, q, cancel, nice: int) -> None:
