@@ -18,7 +18,6 @@ from PyQt5.QtWidgets import (
     QListWidget,
     QPlainTextEdit,
     QPushButton,
-    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -30,7 +29,7 @@ from core.errors import CompileError
 from core.models import DEMO_WAV
 from kwsgui.jobs import JobContext
 from kwsgui.panel import Panel
-from kwsgui.widgets import NOTE_STYLE, PathField
+from kwsgui.widgets import NOTE_STYLE, PathField, split_panel
 
 
 @dataclass(frozen=True)
@@ -140,16 +139,7 @@ class CompilePanel(Panel):
         rl.addWidget(QLabel("Per-frame time (featurizer + classifier)"))
         rl.addWidget(self.table, 1)
         rl.addWidget(self.log, 1)
-        split = QSplitter()
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setSizes([350, 700])
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addLayout(buttons)
-        lay.addWidget(self.error)
-        lay.addWidget(split, 1)
-        lay.addWidget(self.job_bar)
+        split_panel(self, left, right, (350, 700), header=(form, buttons))
         if live is not None:
             live.models_changed.connect(lambda _m: self._show_models())
         self._show_models()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -17,9 +17,7 @@ from PyQt5.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
-    QScrollArea,
     QSpinBox,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -33,7 +31,7 @@ from kwsgui.dataset_task import BuildReport, ListsReport, build_job, lists_job, 
 from kwsgui.model_set import BUILTIN
 from kwsgui.panel import Panel
 from kwsgui.subproc import run_in_child
-from kwsgui.widgets import NOTE_STYLE, PathField, boxed
+from kwsgui.widgets import NOTE_STYLE, PathField, boxed, split_panel, vertical_scroll
 
 
 class DatasetPanel(Panel):
@@ -157,21 +155,9 @@ class DatasetPanel(Panel):
         for w in (lists_box, synth_box, build_box):
             ll.addWidget(w)
         ll.addStretch(1)
-        scroll = QScrollArea()  # the forms scroll (vertically) on a small screen
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(left)
-        scroll.setFrameShape(QScrollArea.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
-        split = QSplitter()
-        split.addWidget(scroll)
-        split.addWidget(right)
-        split.setSizes([560, 620])
+        # the forms scroll (vertically) on a small screen
+        split = split_panel(self, vertical_scroll(left), right, (560, 620))
         split.setStretchFactor(1, 1)
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.error)
-        lay.addWidget(split, 1)
-        lay.addWidget(self.job_bar)
         if live is not None:
             live.models_changed.connect(lambda _m: self._show_featurizer())
         self._show_featurizer()

@@ -21,7 +21,6 @@ from PyQt5.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSpinBox,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -30,7 +29,7 @@ from core.evaluate.passrate import DECISIONS, ClipResult, evaluate_clips, read_l
 from kwsgui.charts import HeatMap
 from kwsgui.jobs import JobContext
 from kwsgui.panel import ClipPlayer, Panel
-from kwsgui.widgets import NOTE_STYLE, PathField
+from kwsgui.widgets import NOTE_STYLE, PathField, split_panel
 
 MODES = {"reset": "reset per clip", "continuous": "continuous", "vad": "continuous + VAD"}
 
@@ -156,15 +155,7 @@ class EvalPanel(Panel):
         ll.addWidget(self.detail_label)
         ll.addWidget(QLabel("Misclassified clips (click to play)"))
         ll.addWidget(self.wrong, 1)
-        split = QSplitter()
-        split.addWidget(left)
-        split.addWidget(self.heat)
-        split.setSizes([420, 700])
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(self.error)
-        lay.addWidget(split, 1)
-        lay.addWidget(self.job_bar)
+        split_panel(self, left, self.heat, (420, 700), header=(form,))
         if live is not None:
             live.models_changed.connect(lambda _m: self._show_models())
         self._show_models()

@@ -25,7 +25,6 @@ from PyQt5.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -38,7 +37,7 @@ from kwsgui.model_set import BUILTIN
 from kwsgui.panel import Panel
 from kwsgui.subproc import run_in_child
 from kwsgui.train_task import Replay, TrainReport, train_job
-from kwsgui.widgets import NOTE_STYLE, PathField
+from kwsgui.widgets import NOTE_STYLE, PathField, split_panel, vertical_scroll
 
 CHOICES = {"architecture": ARCHITECTURES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
            "device": ("auto", "cpu", "cuda")}
@@ -83,11 +82,7 @@ class TrainPanel(Panel):
                 grid.addWidget(w, k // 2, 2 * (k % 2) + 1)
             fl.addWidget(box)
         fl.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(form_widget)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(form_widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        scroll = vertical_scroll(form_widget, frame=True)
 
         self.start_button = QPushButton("▶  Start")
         self.start_button.clicked.connect(lambda: self.start())
@@ -142,14 +137,7 @@ class TrainPanel(Panel):
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addLayout(info)
         rl.addWidget(right, 1)
-        split = QSplitter()
-        split.addWidget(left)
-        split.addWidget(rw)
-        split.setSizes([380, 800])
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.error)
-        lay.addWidget(split, 1)
-        lay.addWidget(self.job_bar)
+        split_panel(self, left, rw, (380, 800))
 
     # ------------------------------------------------------------------ form
     def _saved_config(self) -> TrainConfig:

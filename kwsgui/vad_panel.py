@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PyQt5.QtCore import QStandardPaths, Qt, pyqtSignal
+from PyQt5.QtCore import QStandardPaths, pyqtSignal
 from PyQt5.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -24,9 +24,7 @@ from PyQt5.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSpinBox,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -40,7 +38,7 @@ from kwsgui.model_set import BUILTIN
 from kwsgui.panel import Panel
 from kwsgui.vad_plots import VadPlots
 from kwsgui.vad_task import Clip, load_clip_job, record_job, tune_job
-from kwsgui.widgets import NOTE_STYLE, PathField, SliderBox, boxed
+from kwsgui.widgets import NOTE_STYLE, PathField, SliderBox, boxed, split_panel, vertical_scroll
 
 
 class VadPanel(Panel):
@@ -157,12 +155,7 @@ class VadPanel(Panel):
             ll.addWidget(w)
         ll.addLayout(arow)
         ll.addStretch(1)
-        scroll = QScrollArea()  # the controls scroll (vertically) on a small screen
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(left)
-        scroll.setFrameShape(QScrollArea.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        scroll = vertical_scroll(left)  # the controls scroll (vertically) on a small screen
         self.plots = VadPlots()
         self.info = QLabel("load or record a clip")
         self.info.setStyleSheet(NOTE_STYLE)
@@ -171,14 +164,7 @@ class VadPanel(Panel):
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.plots, 1)
         rl.addWidget(self.info)
-        split = QSplitter()
-        split.addWidget(scroll)
-        split.addWidget(right)
-        split.setSizes([450, 800])
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.error)
-        lay.addWidget(split, 1)
-        lay.addWidget(self.job_bar)
+        split_panel(self, scroll, right, (450, 800))
 
     # ------------------------------------------------------------------ plots
     def _show_clip(self) -> None:

@@ -280,3 +280,37 @@ def boxed(title: str, *widgets_or_layouts) -> QWidget:
         else:
             lay.addWidget(w)
     return box
+
+
+def vertical_scroll(widget: QWidget, frame: bool = False):
+    """`widget` in a scroll area that scrolls vertically only and is wide enough not to clip it."""
+    from PyQt5.QtWidgets import QScrollArea
+
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(widget)
+    if not frame:
+        scroll.setFrameShape(QScrollArea.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    scroll.setMinimumWidth(widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+    return scroll
+
+
+def split_panel(panel: QWidget, left: QWidget, right: QWidget, sizes: tuple[int, int], header=()):
+    """A panel's standard layout: header rows, its error banner, left | right, its job bar."""
+    from PyQt5.QtWidgets import QLayout, QSplitter, QVBoxLayout
+
+    split = QSplitter()
+    split.addWidget(left)
+    split.addWidget(right)
+    split.setSizes(list(sizes))
+    lay = QVBoxLayout(panel)
+    for h in header:
+        if isinstance(h, QLayout):
+            lay.addLayout(h)
+        else:
+            lay.addWidget(h)
+    lay.addWidget(panel.error)
+    lay.addWidget(split, 1)
+    lay.addWidget(panel.job_bar)
+    return split

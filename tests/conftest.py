@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,18 @@ def alsa_env(tmp_path):
         return env
 
     return make
+
+
+@pytest.fixture
+def run_python():
+    """run_python(code, env) -> stdout: see `_run_python`."""
+    return _run_python
+
+
+def _run_python(code: str, env: dict[str, str]) -> str:
+    """Run `code` in a fresh interpreter (e.g. one that must read a new ALSA config); fail with its
+    output if it fails; return its stdout."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout

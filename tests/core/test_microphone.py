@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +20,8 @@ pytest.importorskip(
     "pyaudio", reason="PyAudio is not installed (needs portaudio19-dev, then pip install pyaudio)"
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(code: str, env: dict[str, str]) -> str:
-    """Run `code` in a fresh interpreter; fail with its output if it fails."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 def clip(kind: str, request: pytest.FixtureRequest) -> np.ndarray:
@@ -48,11 +34,11 @@ def clip(kind: str, request: pytest.FixtureRequest) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", ["seven", "noise"])
-def test_capture_is_bit_exact(tmp_path, alsa_env, request, kind):
+def test_capture_is_bit_exact(run_python, tmp_path, alsa_env, request, kind):
     ref = clip(kind, request)
     raw = tmp_path / "clip.raw"
     ref.tofile(raw)
-    out = run(
+    out = run_python(
         f"""
         import numpy as np
         from core.audio.microphone import MicrophoneSource, record
@@ -76,12 +62,12 @@ def test_capture_is_bit_exact(tmp_path, alsa_env, request, kind):
     np.testing.assert_array_equal(to_int16(blocks), ref[: n_blocks * 512])
 
 
-def test_capture_at_device_rate_is_resampled(tmp_path, alsa_env):
+def test_capture_at_device_rate_is_resampled(run_python, tmp_path, alsa_env):
     rng = np.random.default_rng(5)
     ref = (rng.standard_normal(44100) * 4000).clip(-32768, 32767).astype("<i2")  # 1 s at 44.1 kHz
     raw = tmp_path / "clip44.raw"
     ref.tofile(raw)
-    run(
+    run_python(
         f"""
         import numpy as np
         from core.audio.microphone import MicrophoneSource
@@ -97,12 +83,12 @@ def test_capture_at_device_rate_is_resampled(tmp_path, alsa_env):
     np.testing.assert_allclose(y, want, rtol=0, atol=1e-6)
 
 
-def test_stereo_device_is_averaged(tmp_path, alsa_env):
+def test_stereo_device_is_averaged(run_python, tmp_path, alsa_env):
     rng = np.random.default_rng(6)
     stereo = rng.integers(-20000, 20000, size=(3000, 2)).astype("<i2")
     raw = tmp_path / "stereo.raw"
     stereo.tofile(raw)  # interleaved L R L R ...
-    run(
+    run_python(
         f"""
         import numpy as np
         from core.audio.microphone import record
@@ -117,10 +103,10 @@ def test_stereo_device_is_averaged(tmp_path, alsa_env):
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=0, atol=1e-7)
 
 
-def test_stop_ends_iteration_of_an_endless_stream(tmp_path, alsa_env):
+def test_stop_ends_iteration_of_an_endless_stream(run_python, tmp_path, alsa_env):
     raw = tmp_path / "clip.raw"
     np.arange(16000, dtype="<i2").tofile(raw)
-    out = run(
+    out = run_python(
         """
         import threading
         from core.audio.microphone import MicrophoneSource
@@ -139,8 +125,8 @@ def test_stop_ends_iteration_of_an_endless_stream(tmp_path, alsa_env):
     assert int(out) == 20
 
 
-def test_no_device_is_a_clear_audio_error(alsa_env):
-    out = run(
+def test_no_device_is_a_clear_audio_error(run_python, alsa_env):
+    out = run_python(
         """
         from core.audio.microphone import MicrophoneSource, default_input_device, list_input_devices, record
         from core.errors import AudioError
@@ -162,11 +148,11 @@ def test_no_device_is_a_clear_audio_error(alsa_env):
         assert "ALSA_CONFIG_PATH=" in line and "microphone devices: none" in line
 
 
-def test_alsa_config_without_any_pcm_is_an_error_not_an_abort(tmp_path, alsa_env):
+def test_alsa_config_without_any_pcm_is_an_error_not_an_abort(run_python, tmp_path, alsa_env):
     empty = tmp_path / "empty.conf"
     empty.write_text("")  # PortAudio 19.6 would hit an assertion and abort the process
     env = dict(alsa_env(), ALSA_CONFIG_PATH=str(empty))
-    out = run(
+    out = run_python(
         """
         from core.audio.microphone import MicrophoneSource
         from core.errors import AudioError
@@ -182,10 +168,10 @@ def test_alsa_config_without_any_pcm_is_an_error_not_an_abort(tmp_path, alsa_env
     assert out.startswith("no microphone found: ALSA_CONFIG_PATH=") and str(empty) in out
 
 
-def test_bad_device_index_names_what_exists(tmp_path, alsa_env):
+def test_bad_device_index_names_what_exists(run_python, tmp_path, alsa_env):
     raw = tmp_path / "clip.raw"
     np.zeros(100, "<i2").tofile(raw)
-    out = run(
+    out = run_python(
         """
         from core.audio.microphone import MicrophoneSource, list_input_devices
         from core.errors import AudioError
@@ -214,7 +200,7 @@ def test_core_audio_imports_neither_pyaudio_nor_qt():
             "banned = ('pyaudio', 'PyQt5', 'pyqtgraph', 'kwsgui')\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in banned))",
         ],
-        cwd=REPO_ROOT,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,28 +10,13 @@ import pytest
 from core.audio.sources import ArraySource
 from core.audio.speaker import PacedSource, Pacer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
-
-def run(code: str, env: dict[str, str]) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, f"subprocess failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-def test_speaker_plays_bit_exact_into_the_device(tmp_path, alsa_env):
+def test_speaker_plays_bit_exact_into_the_device(run_python, tmp_path, alsa_env):
     pytest.importorskip("pyaudio", reason="PyAudio is not installed")
     ref = np.random.default_rng(11).integers(-30000, 30000, 9999).astype("<i2")
     np.save(tmp_path / "x.npy", ref.astype(np.float32) / 32768)
     played = tmp_path / "played.raw"
-    out = run(
+    out = run_python(
         f"""
         import numpy as np
         from core.audio.speaker import Speaker
@@ -54,9 +35,9 @@ def test_speaker_plays_bit_exact_into_the_device(tmp_path, alsa_env):
     assert not got[len(ref) :].any()  # anything after the signal is silence padding
 
 
-def test_no_output_device_is_a_clear_error_or_a_silent_pacer(alsa_env):
+def test_no_output_device_is_a_clear_error_or_a_silent_pacer(run_python, alsa_env):
     pytest.importorskip("pyaudio", reason="PyAudio is not installed")
-    out = run(
+    out = run_python(
         """
         import time
         import numpy as np
