@@ -70,16 +70,16 @@ def main(args) -> int:
     detector = Detector(cats, args.threshold, args.smoothing, ignore)
     hop, rate = spotter.hop_length, spotter.sample_rate
     if args.wav_file or args.wav_dir:
-        from core.audio.sources import WavSource, list_wavs
+        from core.audio.sources import FolderSource, WavSource
 
-        files = [args.wav_file] if args.wav_file else list_wavs(args.wav_dir)
-        for i, path in enumerate(files):
+        sources = FolderSource(args.wav_dir, rate).sources() if args.wav_dir else [WavSource(args.wav_file, rate)]
+        for i, src in enumerate(sources):
             if args.wav_dir:
-                print(f"{path}")
+                print(f"{src.path}")
                 if args.reset and i:
                     spotter.reset()
                     detector.reset()
-            _report(spotter, detector, WavSource(path, rate).blocks(hop), args.verbose)
+            _report(spotter, detector, src.blocks(hop), args.verbose)
     else:
         from core.audio.microphone import MicrophoneSource
 

@@ -92,10 +92,6 @@ def decide(probs: np.ndarray, categories: list[str], decision: str = "best",
     return (categories[i], p) if p > threshold else (None, p)
 
 
-def best_frame(probs: np.ndarray, categories: list[str], threshold: float = 0.0) -> tuple[str | None, float]:
-    return decide(probs, categories, "best", threshold)
-
-
 def labelled_clips(folder: str | os.PathLike) -> list[tuple[Path, str]]:
     """Speech Commands layout: every wav in every non-underscore sub-folder, labelled by folder."""
     root = Path(folder)

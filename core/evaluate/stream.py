@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from core.audio.wav import read_wav
+from core.data.augment import noise_gain, power
 from core.errors import AudioError
 from core.pipeline import Detector, KeywordSpotter
 
@@ -34,11 +35,7 @@ class Stream:
 def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float, signal_power: float | None = None) -> np.ndarray:
     """signal + noise scaled so that 10 log10(P_signal / P_noise) = snr_db. P_signal is the mean
     square of `signal` unless given (e.g. measured over the speech parts only)."""
-    ps = float(np.mean(np.square(signal, dtype=np.float64))) if signal_power is None else signal_power
-    pn = float(np.mean(np.square(noise, dtype=np.float64)))
-    if ps == 0 or pn == 0:
-        return signal.astype(np.float32)
-    gain = np.sqrt(ps / (pn * 10 ** (snr_db / 10)))
+    gain = noise_gain(power(signal) if signal_power is None else signal_power, power(noise), snr_db)
     return (signal + gain * noise).astype(np.float32)
 
 
@@ -67,7 +64,7 @@ def assemble_stream(clips: list[tuple[Path, str]], sample_rate: int, gap_s: tupl
         off = int(rng.integers(0, len(noise) - len(samples) + 1))
         noise = noise[off : off + len(samples)]
         speech = np.concatenate([samples[int(e.start_s * sample_rate) : int(e.end_s * sample_rate)] for e in events])
-        samples = mix_at_snr(samples, noise, snr_db, float(np.mean(np.square(speech, dtype=np.float64))))
+        samples = mix_at_snr(samples, noise, snr_db, power(speech))
     return Stream(samples, sample_rate, tuple(events))
 
 

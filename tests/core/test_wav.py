@@ -256,3 +256,20 @@ def test_streamed_file_with_unset_sizes_reads_to_the_end(tmp_path):
     )
     x, _ = read_wav(path)
     np.testing.assert_array_equal(x, (codes[:, 0] / 32768).astype(np.float32))
+
+
+def test_folder_source_lists_sorted_wavs_and_moves_both_ways(tmp_path):
+    from core.audio.sources import FolderSource
+
+    for name, value in (("b.wav", 0.25), ("a.wav", 0.5), ("c.wav", -0.5)):
+        write_wav(tmp_path / name, np.full(1000, value, np.float32), 16000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    src = FolderSource(tmp_path, 16000)
+    assert [p.name for p in src.files] == ["a.wav", "b.wav", "c.wav"]
+    assert src.next().name == "b.wav" and src.previous().name == "a.wav" and src.previous().name == "c.wav"
+    blocks = list(src.blocks(400))  # two whole hops per 1000-sample file
+    assert len(blocks) == 6
+    np.testing.assert_allclose([b[0] for b in blocks], [0.5, 0.5, 0.25, 0.25, -0.5, -0.5], atol=1e-4)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AudioError, match="no .wav files"):
+        FolderSource(tmp_path / "empty", 16000)
