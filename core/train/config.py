@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-ARCHITECTURES = ("gru", "lstm", "tcn")
+ARCHITECTURES = ("gru", "lstm", "tcn", "bcresnet")
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "exponential", "cosine", "onecycle", "triangle")
 
@@ -17,6 +17,10 @@ class TrainConfig:
     # tcn: channels per block and kernel size over time (causal, dilated 1, 2, 4, ...)
     tcn_channels: int = 64
     tcn_kernel: int = 3
+    # bcresnet (broadcasted residual blocks over (frequency, time), causal in time): base channel
+    # width of the four stages (x1, x1.5, x2, x2.5) and residual blocks per stage
+    bc_channels: int = 16
+    bc_blocks: int = 1
     dropout: float = 0.0
     epochs: int = 30
     batch_size: int = 128
@@ -49,7 +53,7 @@ class TrainConfig:
             bad("scheduler", f"choose one of {', '.join(SCHEDULERS)}")
         if not 1 <= self.num_layers <= 3:
             bad("num_layers", "must be 1, 2 or 3")
-        for name in ("hidden_size", "epochs", "batch_size", "tcn_channels", "lr_step_size"):
+        for name in ("hidden_size", "epochs", "batch_size", "tcn_channels", "bc_channels", "bc_blocks", "lr_step_size"):
             if getattr(self, name) < 1:
                 bad(name, "must be >= 1")
         if self.tcn_kernel < 2:
