@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from core.errors import DataError, ModelFormatError
+from core.fsutil import MiB, check_regular_file, read_text_bounded
 from core.graph import modelfile
 from core.graph.ir import Graph
 
@@ -15,11 +16,12 @@ DEFAULT_CLASSIFIER = ASSETS / "classifier.kwm"
 DEFAULT_CATEGORIES = ASSETS / "categories.txt"
 DEMO_WAV = ASSETS / "demo.wav"
 
+MAX_MODEL_BYTES = 256 * MiB  # any model file (.kwm, .ell, .onnx); ours are well under 1 MiB
+MAX_CATEGORIES_BYTES = 1 * MiB
+
 
 def load_model(path: str | os.PathLike) -> Graph:
-    p = Path(path)
-    if not p.exists():
-        raise ModelFormatError(f"{p}: no such model file")
+    p = check_regular_file(path, "model file", error=ModelFormatError, max_bytes=MAX_MODEL_BYTES)
     suffix = p.suffix.lower()
     if suffix == ".ell":
         from core.importers.ell import load_ell
@@ -36,12 +38,7 @@ def load_model(path: str | os.PathLike) -> Graph:
 
 def load_categories(path: str | os.PathLike) -> list[str]:
     p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise DataError(f"{p}: cannot read categories: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{p}: categories file is not UTF-8 text") from None
+    lines = read_text_bounded(p, "categories file", error=DataError, max_bytes=MAX_CATEGORIES_BYTES).splitlines()
     cats = [ln.strip() for ln in lines if ln.strip()]
     if not cats:
         raise DataError(f"{p}: categories file is empty")

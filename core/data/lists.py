@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import DataError
-from core.fsutil import write_text_atomic
+from core.fsutil import MiB, read_text_bounded, write_text_atomic
 
 TRAINING, VALIDATION, TESTING = "training_list.txt", "validation_list.txt", "testing_list.txt"
 CATEGORIES, PROVENANCE = "categories.txt", "lists.json"
 SPLITS = ("training", "validation", "testing")
 _MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # Speech Commands' which_set constant
+MAX_LIST_BYTES = 64 * MiB  # ~1M lines; Speech Commands' largest list is 2 MiB
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,7 @@ def word_folders(root: Path) -> list[str]:
 def read_list(path: str | os.PathLike) -> list[ListEntry]:
     """Entries of a list file: lines relative to the list's folder (or absolute); label = parent folder."""
     p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{p}: cannot read list file: {getattr(e, 'strerror', None) or e}") from None
+    lines = read_text_bounded(p, "list file", error=DataError, max_bytes=MAX_LIST_BYTES).splitlines()
     out = []
     for ln in lines:
         ln = ln.strip()
@@ -131,12 +129,9 @@ class Lists:
 def _read_bad(path: str) -> tuple[set[str], set[Path]]:
     """Bad-list lines: `word/file.wav` relative to every AUDIO_DIR, or absolute paths."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{p}: bad list not found")
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{p}: cannot read bad list: {getattr(e, 'strerror', None) or e}") from None
+    lines = read_text_bounded(p, "bad list", error=DataError, max_bytes=MAX_LIST_BYTES).splitlines()
     rel, absolute = set(), set()
     for ln in lines:
         ln = ln.strip().replace("\\", "/")
@@ -188,7 +183,7 @@ def make_lists(audio_dirs: Sequence[str | os.PathLike], config: ListsConfig = Li
         listed: dict[str, set[str]] = {}
         if own:
             for split, lp in own.items():
-                lines = lp.read_text(encoding="utf-8").splitlines()
+                lines = read_text_bounded(lp, "list file", error=DataError, max_bytes=MAX_LIST_BYTES).splitlines()
                 listed[split] = {ln.strip() for ln in lines if ln.strip()}
         counts = dict.fromkeys(SPLITS, 0)
         for word in words:
