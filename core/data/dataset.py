@@ -34,8 +34,8 @@ import numpy as np
 
 from core.data.augment import AugmentConfig, NoiseBank, augment, parse_range
 from core.errors import DataError, KwsError
-from core.fsutil import atomic_path
 from core.graph.ir import Graph
+from core.outputs import atomic_file, settle
 from core.progress import check_cancel
 
 FORMAT, VERSION = "kwsgui-dataset", 1
@@ -98,7 +98,8 @@ def _json_default(o):
 
 
 def save_dataset(path: str | os.PathLike, ds: Dataset) -> Path:
-    """Write atomically: a crash or Ctrl-C leaves no partial file (an old one stays intact)."""
+    """Write atomically and fsynced: a crash or Ctrl-C leaves no partial file (an old one stays intact).
+    Several splits that belong together go through core.outputs.output_set (see `kws dataset --lists`)."""
     p = Path(path)
     arrays = {
         "features": np.ascontiguousarray(ds.features, dtype=np.float32),
@@ -108,7 +109,7 @@ def save_dataset(path: str | os.PathLike, ds: Dataset) -> Path:
         "meta": np.array(json.dumps(ds.meta, default=_json_default)),
     }
     try:
-        with atomic_path(p) as tmp, open(tmp, "wb") as fh:
+        with atomic_file(p) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
     except OSError as e:
         raise DataError(f"{p}: cannot write dataset: {e.strerror or e}") from None
@@ -117,6 +118,7 @@ def save_dataset(path: str | os.PathLike, ds: Dataset) -> Path:
 
 def load_dataset(path: str | os.PathLike) -> Dataset:
     p = Path(path)
+    settle(p.parent)  # a dataset set whose writer was killed while moving it in: finish it first
     if not p.is_file():
         raise DataError(f"{p}: no such dataset file")
     try:

@@ -21,7 +21,7 @@ import torch
 
 from core.data.dataset import Dataset, load_dataset
 from core.errors import DataError, KwsError
-from core.fsutil import atomic_path, write_text_atomic
+from core.outputs import atomic_file, clean_stale, output_set, settle
 from core.train import arch
 from core.train.config import TrainConfig
 
@@ -60,6 +60,7 @@ def load_splits(path: str | os.PathLike, val_fraction: float = 0.1, seed: int = 
     """A folder with training.npz (+ validation.npz, testing.npz), or one .npz split 90/10."""
     p = Path(path)
     if p.is_dir():
+        settle(p)  # a `kws dataset` killed while moving its files in: finish it first
         train = p / "training.npz"
         if not train.exists():
             raise DataError(f"{p}: no training.npz in this dataset folder (make it with `kws dataset`)")
@@ -201,7 +202,7 @@ class Trainer:
         state = {"config": self.cfg.to_dict(), "epoch": epoch, "model": self.model.state_dict(),
                  "optimizer": self.opt.state_dict(), "log": json.dumps(self.result.log),
                  "categories": self.categories}
-        with atomic_path(self.checkpoint_path) as tmp:
+        with atomic_file(self.checkpoint_path) as tmp:
             torch.save(state, tmp)
 
     def resume(self) -> None:
@@ -265,6 +266,8 @@ class Trainer:
     def fit(self) -> TrainResult:
         cfg = self.cfg
         self.outdir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:  # what killed runs left: temporaries, a half-moved output set
+            clean_stale(self.outdir, (*OUTPUT_FILES.values(), "checkpoint.pt"))
         val = self.splits.val
         xv = torch.from_numpy(val.features).to(self.device) if val is not None else None
         yv = torch.from_numpy(val.labels).to(self.device) if val is not None else None
@@ -302,16 +305,28 @@ class Trainer:
         return self.result
 
 
+OUTPUT_FILES = {"pt": "model.pt", "onnx": "model.onnx", "model": "model.kwm", "categories": "categories.txt",
+                "results": "train_results.json"}
+
+
 def write_outputs(model, n_features: int, categories: list[str], featurizer_meta: dict, outdir: Path,
                   result: TrainResult) -> dict:
+    """All output files as one set (core.outputs): a kill leaves the previous run's set or this one,
+    never a mix; checkpoint.pt beside them is left alone."""
+    with output_set(outdir, OUTPUT_FILES.values()) as s:
+        _write_output_files(model, n_features, categories, featurizer_meta,
+                            {k: s.path(v) for k, v in OUTPUT_FILES.items()}, result,
+                            {k: str(s.final(v)) for k, v in OUTPUT_FILES.items()})
+    return result.outputs
+
+
+def _write_output_files(model, n_features: int, categories: list[str], featurizer_meta: dict, out: dict,
+                        result: TrainResult, final: dict) -> None:
     from core.graph import modelfile
     from core.train.export import export_onnx, to_graph
 
     model = model.eval().cpu()
-    out = {"pt": outdir / "model.pt", "onnx": outdir / "model.onnx", "model": outdir / "model.kwm",
-           "categories": outdir / "categories.txt", "results": outdir / "train_results.json"}
-    with atomic_path(out["pt"]) as tmp:
-        torch.save(model.state_dict(), tmp)
+    torch.save(model.state_dict(), out["pt"])
     export_onnx(model, n_features, out["onnx"])
     graph = to_graph(model, n_features, out["onnx"])
     fcfg = featurizer_meta.get("featurizer") or {}
@@ -323,8 +338,6 @@ def write_outputs(model, n_features: int, categories: list[str], featurizer_meta
                      "epochs": len(result.log)},
     })
     modelfile.save(graph, out["model"])
-    write_text_atomic(out["categories"], "\n".join(categories) + "\n")
-    paths = {k: str(v) for k, v in out.items()}
-    result.outputs = paths
-    write_text_atomic(out["results"], json.dumps(asdict(result), indent=1))
-    return paths
+    out["categories"].write_text("\n".join(categories) + "\n", encoding="utf-8")
+    result.outputs = final
+    out["results"].write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
