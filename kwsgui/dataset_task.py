@@ -12,6 +12,7 @@ from core.data.dataset import DatasetConfig, build_dataset, save_dataset
 from core.data.lists import CATEGORIES, SPLITS, ListsConfig, check_output_dir, make_lists, read_list, write_lists
 from core.errors import DataError
 from core.graph.ir import Graph
+from core.outputs import output_set
 
 NOISE_REGIONS = {"training": (0.0, 0.8), "validation": (0.8, 0.9), "testing": (0.9, 1.0)}
 
@@ -69,27 +70,29 @@ def build_job(lists_dir: str, outdir: str, featurizer: Graph, fmeta: dict, dcfg:
             todo.append((split, lp, entries))
     total = sum(len(e) for _, _, e in todo) + (1 if dcfg.background_rows else 0)
     done_before, files, counts, skipped = 0, [], {}, []
-    for split, lp, entries in todo:
-        train = split == "training"
-        lo, hi = NOISE_REGIONS[split]
+    with output_set(out, [f"{split}.npz" for split in SPLITS]) as staged:  # all old or all new files
+        for split, lp, entries in todo:
+            train = split == "training"
+            lo, hi = NOISE_REGIONS[split]
 
-        def progress(done, _total, offset=done_before, split=split):
-            ctx.progress(offset + done, total, split)
+            def progress(done, _total, offset=done_before, split=split):
+                ctx.progress(offset + done, total, split)
 
-        result = build_dataset(
-            entries, cats, featurizer, fmeta,
-            config=dcfg if train else DatasetConfig(dcfg.window_frames, dcfg.shift_frames, dcfg.seed),
-            augment_config=aug if train else AugmentConfig(), noise=noise.region(lo, hi) if noise else None,
-            jobs=jobs, list_file=str(lp),
-            extra_meta={"list_file": str(lp.absolute()), "noise_dir": noise_dir},
-            progress=progress, cancel=ctx.cancel)
-        done_before += len(entries) + (1 if train and dcfg.background_rows else 0)
-        path = save_dataset(out / f"{split}.npz", result.dataset)  # atomic
-        files.append(str(path))
-        counts[split] = result.dataset.counts()
-        skipped += result.skipped
-        ctx.log(f"{path.name}: {len(result.dataset)} rows from {result.dataset.meta['files_used']}/"
-                f"{len(entries)} files" + (f", {len(result.skipped)} skipped" if result.skipped else ""))
+            result = build_dataset(
+                entries, cats, featurizer, fmeta,
+                config=dcfg if train else DatasetConfig(dcfg.window_frames, dcfg.shift_frames, dcfg.seed),
+                augment_config=aug if train else AugmentConfig(), noise=noise.region(lo, hi) if noise else None,
+                jobs=jobs, list_file=str(lp),
+                extra_meta={"list_file": str(lp.absolute()), "noise_dir": noise_dir},
+                progress=progress, cancel=ctx.cancel)
+            done_before += len(entries) + (1 if train and dcfg.background_rows else 0)
+            save_dataset(staged.path(f"{split}.npz"), result.dataset)
+            path = staged.final(f"{split}.npz")
+            files.append(str(path))
+            counts[split] = result.dataset.counts()
+            skipped += result.skipped
+            ctx.log(f"{path.name}: {len(result.dataset)} rows from {result.dataset.meta['files_used']}/"
+                    f"{len(entries)} files" + (f", {len(result.skipped)} skipped" if result.skipped else ""))
     return BuildReport(str(out), tuple(files), counts, tuple(skipped))
 
 

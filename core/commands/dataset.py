@@ -6,7 +6,9 @@ Noise mixing is SNR-based (--noise-fraction of the clips, SNR drawn from --snr-d
 -o OUT.npz for one list, or --lists DIR with -o OUTDIR to make training.npz, validation.npz and
 testing.npz from the lists in DIR: then augmentation and background rows go to training.npz
 only, and the noise recordings are cut in time (first 80% for training, next 10% validation,
-last 10% testing) so no stretch of noise is shared between splits."""
+last 10% testing) so no stretch of noise is shared between splits. The three files replace the
+folder's old ones as one set (core.outputs): a kill leaves all old or all new files, and a split
+without a list leaves no old file of that name behind."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from core.data.augment import AugmentConfig, NoiseBank, parse_range
 from core.data.dataset import DatasetConfig, build_dataset, featurizer_info, save_dataset
 from core.data.lists import CATEGORIES, check_output_dir, read_list
 from core.errors import DataError
+from core.outputs import clean_stale, output_set
 from core.progress import Progress
 
 NOISE_REGIONS = {"training": (0.0, 0.8), "validation": (0.8, 0.9), "testing": (0.9, 1.0)}
@@ -72,7 +75,8 @@ def _show_skipped(skipped, limit: int = 10) -> None:
 
 
 def _build_one(args, list_path: Path, out: Path, categories, graph, fmeta, dcfg, aug, noise,
-               label: str) -> None:
+               label: str, shown: Path | None = None) -> None:
+    """Featurize one list and save it to `out` (`shown`: the name to report, when `out` is staged)."""
     entries = [(e.path, e.label) for e in read_list(list_path)]
     if not entries:
         raise DataError(f"{list_path}: the list names no wav files")
@@ -87,7 +91,7 @@ def _build_one(args, list_path: Path, out: Path, categories, graph, fmeta, dcfg,
     ds = result.dataset
     save_dataset(out, ds)
     counts = ", ".join(f"{c} {n}" for c, n in ds.counts().items() if n)
-    print(f"wrote {out}: {len(ds)} rows x {ds.window_frames} frames x {ds.n_features} features from "
+    print(f"wrote {shown or out}: {len(ds)} rows x {ds.window_frames} frames x {ds.n_features} features from "
           f"{ds.meta['files_used']}/{len(entries)} files in {seconds:.1f} s "
           f"({len(entries) / seconds:.0f} files/s)")
     print(f"  rows per class: {counts}")
@@ -115,24 +119,28 @@ def main(args) -> int:
     out = Path(args.output)
     check_output_dir(out if args.lists else out.parent)
     if not args.lists:
+        clean_stale(out.parent, [out.name])  # temporaries of a killed earlier run
         _build_one(args, Path(args.list_file), Path(args.output), categories, graph, fmeta, dcfg, aug, noise,
                    "dataset")
         return 0
     outdir = Path(args.output)
     if outdir.suffix.lower() == ".npz":
         raise DataError(f"{outdir}: with --lists the output is a folder (it gets training.npz, ...)")
-    for split, (lo, hi) in NOISE_REGIONS.items():
-        lp = base / f"{split}_list.txt"
-        if not lp.is_file():
-            if split == "training":
-                raise DataError(f"{lp}: not found (make the lists with `kws lists`)")
-            print(f"no {lp.name}: no {split}.npz")
-            continue
-        if not read_list(lp):
-            print(f"{lp.name} is empty: no {split}.npz")
-            continue
-        train = split == "training"
-        _build_one(args, lp, outdir / f"{split}.npz", categories, graph, fmeta,
-                   dcfg if train else DatasetConfig(dcfg.window_frames, dcfg.shift_frames, dcfg.seed),
-                   aug if train else AugmentConfig(), noise.region(lo, hi) if noise else None, split)
+    with output_set(outdir, [f"{split}.npz" for split in NOISE_REGIONS]) as files:
+        for split, (lo, hi) in NOISE_REGIONS.items():
+            lp = base / f"{split}_list.txt"
+            if not lp.is_file():
+                if split == "training":
+                    raise DataError(f"{lp}: not found (make the lists with `kws lists`)")
+                print(f"no {lp.name}: no {split}.npz")
+                continue
+            if not read_list(lp):
+                print(f"{lp.name} is empty: no {split}.npz")
+                continue
+            train = split == "training"
+            name = f"{split}.npz"
+            _build_one(args, lp, files.path(name), categories, graph, fmeta,
+                       dcfg if train else DatasetConfig(dcfg.window_frames, dcfg.shift_frames, dcfg.seed),
+                       aug if train else AugmentConfig(), noise.region(lo, hi) if noise else None, split,
+                       shown=files.final(name))
     return 0

@@ -3,8 +3,10 @@
     export([featurizer, classifier], "out/", target=Target.preset("pi3"), module_name="kws")
 
 Writes NAME.o, NAME.h, NAME_api.c, NAME_demo.c (audio -> probabilities modules), CMakeLists.txt,
-NAME.py, categories.txt and README.md. Everything is compiled before anything is written; each
-file is written to a temporary file and renamed, so a failure leaves earlier contents intact.
+NAME.py, categories.txt and README.md. Everything is compiled before anything is written; the
+files then replace the folder's earlier export of NAME as one set (core.outputs: all old or all
+new files, whatever kills the process, fsynced), and a file this export does not make (NAME_demo.c,
+categories.txt) is removed. Other entries in the folder (a cmake build/ folder) are left alone.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from core.compiler import c_sources, export_files
 from core.compiler.build import compile_ir
 from core.compiler.lower import check_module_name, lower, module_metadata
 from core.compiler.targets import Target
-from core.errors import CompileError
-from core.fsutil import atomic_path
+from core.errors import CompileError, KwsError
 from core.graph.ir import Graph
+from core.outputs import output_set
 
 
 @dataclass(frozen=True)
@@ -98,15 +100,19 @@ def export(
         files[f"{name}_demo.c"] = c_sources.demo_source(name, meta)
     out = Path(outdir)
     _check_writable(out)
-    written = []
+    members = [*files, *(n for n in ("categories.txt", f"{name}_demo.c") if n not in files)]
     try:
-        for fname, data in files.items():
-            with atomic_path(out / fname) as tmp:
-                if isinstance(data, bytes):
-                    tmp.write_bytes(data)
-                else:
-                    tmp.write_text(data, encoding="utf-8")
-            written.append(out / fname)
-    except OSError as e:
-        raise CompileError(f"{out}: cannot write {fname}: {e.strerror or e}") from None
-    return ExportResult(out, tuple(written), target, name, demo)
+        with output_set(out, members) as staged:
+            for fname, data in files.items():
+                try:
+                    if isinstance(data, bytes):
+                        staged.path(fname).write_bytes(data)
+                    else:
+                        staged.path(fname).write_text(data, encoding="utf-8")
+                except OSError as e:
+                    raise CompileError(f"{out}: cannot write {fname}: {e.strerror or e}") from None
+    except CompileError:
+        raise
+    except KwsError as e:
+        raise CompileError(str(e)) from None
+    return ExportResult(out, tuple(out / f for f in files), target, name, demo)
