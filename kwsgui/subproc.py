@@ -8,13 +8,24 @@ the JobContext API (progress, stage, log, partial, check, cancel); every call is
 queue that the worker thread relays to the real JobContext, and Stop in the GUI sets the
 child's cancel Event. The target and everything it
 sends must be picklable (module-level functions, frozen dataclasses).
+
+The child is not a daemon: a daemonic process may not start children, and a job may start its
+own worker pool (`kws dataset --jobs N` in the Dataset panel). Instead of the daemon flag, every
+live child is stopped when this process exits (`_stop_children`, registered with atexit after
+multiprocessing's own exit handler, so it runs first), and a child that gets SIGTERM unwinds
+(SystemExit), so its pool's context manager terminates the pool's workers.
 """
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
+import multiprocessing.util  # noqa: F401  (registers its exit handler now, before ours: ours runs first)
 import os
 import queue
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -77,7 +88,12 @@ class ChildContext(BaseJobContext):
         self._q.put((kind, value))
 
 
+def _terminated(_signum, _frame) -> None:
+    sys.exit(143)  # unwind: `with Pool(...)` blocks terminate their workers on the way out
+
+
 def _child_main(target: Callable, args: tuple, q, cancel, nice: int) -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     if nice and hasattr(os, "nice"):
         os.nice(nice)  # background work yields the CPU to the GUI process first
     ctx = ChildContext(q, cancel)
@@ -87,7 +103,7 @@ def _child_main(target: Callable, args: tuple, q, cancel, nice: int) -> None:
         q.put(("cancelled", None))
     except (KwsError, ValueError, OSError) as e:
         q.put(("error", str(e) or type(e).__name__))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # SystemExit: SIGTERM from the parent (`_terminated`)
         q.put(("cancelled", None))
     except BaseException as e:  # a bug in the child: report it, the GUI stays up
         import traceback
@@ -109,13 +125,37 @@ def _context():
     return mp.get_context("spawn")
 
 
+_LIVE: dict[int, tuple[Any, Any]] = {}  # id -> (process, its cancel Event): children not yet joined
+_LIVE_LOCK = threading.Lock()
+
+
+def _stop_children() -> None:
+    """At exit: ask every job child to stop, give it a moment, then terminate it (multiprocessing
+    would otherwise wait for a non-daemonic child forever)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE.values())
+    for _, cancel in live:
+        cancel.set()
+    deadline = time.monotonic() + 2.0
+    for proc, _ in live:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+
+
+atexit.register(_stop_children)
+
+
 def run_in_child(target: Callable, args: tuple, ctx, *, poll_s: float = 0.05, nice: int = 10) -> Any:
     """target(*args, child_ctx) in a spawned process (at a lower CPU priority: `nice`); its
-    messages go to `ctx` (a JobContext)."""
+    messages go to `ctx` (a JobContext). The child may start processes of its own."""
     mpc = _context()
     q, cancel = mpc.Queue(), mpc.Event()
-    proc = mpc.Process(target=_child_main, args=(target, args, q, cancel, nice), daemon=True, name="kwsgui-job")
+    proc = mpc.Process(target=_child_main, args=(target, args, q, cancel, nice), daemon=False, name="kwsgui-job")
     proc.start()
+    with _LIVE_LOCK:
+        _LIVE[id(proc)] = (proc, cancel)
     try:
         while True:
             if ctx.cancel.is_set():
@@ -143,4 +183,6 @@ def run_in_child(target: Callable, args: tuple, ctx, *, poll_s: float = 0.05, ni
         if proc.is_alive():
             proc.terminate()
             proc.join(5)
+        with _LIVE_LOCK:
+            _LIVE.pop(id(proc), None)
         q.close()

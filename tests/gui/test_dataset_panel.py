@@ -72,6 +72,26 @@ def test_lists_then_datasets(qtbot, panel, audio_dir, tmp_path):
     assert panel.job_bar.bar.value() == 1000 and panel.build_button.isEnabled()
 
 
+def test_build_with_two_worker_processes(qtbot, panel, audio_dir, tmp_path):
+    """The build runs in a child process that starts its own pool of 2 workers (a daemonic child
+    could not: "daemonic processes are not allowed to have children"); same rows as one worker."""
+    panel.add_folder(audio_dir)
+    panel.lists_out.set_path(tmp_path / "lists")
+    assert run(qtbot, panel, panel.make_lists).completed, panel.error.text()
+    rows = {}
+    for jobs in (2, 1):
+        panel.jobs.setValue(jobs)
+        out = tmp_path / f"jobs{jobs}"
+        panel.dataset_out.set_path(out)
+        summary = run(qtbot, panel, panel.build)
+        assert summary.completed, panel.error.text()
+        assert panel.error.isHidden() and panel.skipped.count() == 1
+        rows[jobs] = load_dataset(out / "training.npz")
+    assert len(rows[2]) > 0
+    np.testing.assert_array_equal(rows[2].features, rows[1].features)  # same seed, same rows, any jobs
+    np.testing.assert_array_equal(rows[2].labels, rows[1].labels)
+
+
 def test_stop_writes_nothing_and_errors_show_once(qtbot, panel, audio_dir, tmp_path):
     panel.add_folder(audio_dir)
     panel.lists_out.set_path(tmp_path / "lists")

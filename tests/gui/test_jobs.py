@@ -69,3 +69,58 @@ def test_child_process_modules_do_not_import_qt():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+EXIT_SCRIPT = '''
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[2])
+from kwsgui.subproc import run_in_child
+
+
+def stubborn(pid_file, ctx):  # never checks ctx.cancel: only terminate() ends it
+    with open(pid_file + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(pid_file + ".tmp", pid_file)
+    while True:
+        time.sleep(0.05)
+
+
+class Ctx:
+    cancel = threading.Event()
+    progress = log = partial = staticmethod(lambda *a: None)
+
+
+if __name__ == "__main__":
+    pid_file = sys.argv[1]
+    threading.Thread(target=run_in_child, args=(stubborn, (pid_file,), Ctx()), daemon=True).start()
+    while not os.path.exists(pid_file):
+        time.sleep(0.05)
+    sys.exit(0)  # the GUI quits while the job still runs
+'''
+
+
+def test_exit_stops_a_running_child(tmp_path):
+    """The job child is not a daemon (it may start a pool of its own), so the process exit must
+    stop it: the interpreter exits promptly and the child is gone."""
+    import os
+    from pathlib import Path
+
+    script, pid_file = tmp_path / "quit_while_running.py", tmp_path / "child.pid"
+    script.write_text(EXIT_SCRIPT)
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, str(script), str(pid_file), str(Path(__file__).resolve().parents[2])],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    pid = int(pid_file.read_text())
+    assert time.monotonic() - t0 < 60  # not multiprocessing's endless join of a non-daemonic child
+    for _ in range(100):  # reaped by its parent (the forkserver) soon after it was terminated
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().split(")")[-1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the job's child process {pid} is still running")
