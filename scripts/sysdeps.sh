@@ -2,7 +2,7 @@
 # Installs the Debian packages kwsgui needs when they are missing.
 # As root it runs apt-get; otherwise it prints the command and fails.
 set -euo pipefail
-PKGS=(portaudio19-dev espeak-ng sox cmake
+PKGS=(portaudio19-dev espeak-ng sox libsox-fmt-mp3 opus-tools cmake
       flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
       xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0
       libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0

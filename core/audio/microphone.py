@@ -301,7 +301,9 @@ class MicrophoneSource:
                 n = ring.available(cursor)
                 n -= n % ch
                 if n == 0:
-                    if done:
+                    if done:  # the capture ended: what the resampler still holds is the end of the signal
+                        if len(tail := self._resampler.flush()):
+                            yield tail
                         break
                     self._ready.wait(poll_s)
                     continue

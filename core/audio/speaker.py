@@ -152,14 +152,23 @@ class Speaker:
         finally:
             self.realtime = keep
 
+    def _write_tail(self) -> None:
+        """Play what the resampler still holds back (the last few ms of what was written)."""
+        if self._stream is not None and len(tail := self._resampler.flush()):
+            y = to_int16(tail)
+            with contextlib.suppress(Exception):
+                self._stream.write((np.repeat(y, 2) if self.channels == 2 else y).tobytes())
+
     def drain(self) -> None:
         """Wait until everything written has been played (restarts the stream for later writes)."""
+        self._write_tail()
         if self._stream is not None:
             with contextlib.suppress(Exception):
                 self._stream.stop_stream()
                 self._stream.start_stream()
 
     def close(self) -> None:
+        self._write_tail()
         stream, self._stream = self._stream, None
         if stream is not None:
             with contextlib.suppress(Exception):

@@ -35,7 +35,7 @@ def wav_bytes(
         fmt = struct.pack("<HHIIHH", EXTENSIBLE, channels, rate, rate * block, block, bits)
         fmt += struct.pack("<HHI", 22, bits, (1 << channels) - 1) + struct.pack("<H", tag) + GUID_TAIL
     else:
-        fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
+        fmt = struct.pack("<HHIIHH", tag, channels, rate, (rate * block) & 0xFFFFFFFF, block, bits)
     size = len(payload) if data_size is None else data_size
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", size) + payload
     body += b"\0" * (len(payload) & 1) + trailer
@@ -236,16 +236,16 @@ def test_broken_files_raise_audio_error_naming_the_file(tmp_path, case):
             read_wav_info(path)
 
 
-def test_folder_missing_file_and_fifo(tmp_path):
-    for path in (tmp_path, tmp_path / "missing.wav"):
-        with pytest.raises(AudioError, match="folder|cannot read") as err:
-            read_with_deadline(path)
-        assert str(path) in str(err.value)
+def test_folder_missing_file_fifo_and_device(tmp_path):
     fifo = tmp_path / "pipe.wav"
     os.mkfifo(fifo)
-    with pytest.raises(AudioError, match="not a regular file") as err:
-        read_with_deadline(fifo)
-    assert str(fifo) in str(err.value)
+    regular = "audio file must be a regular file, this is"
+    cases = [(tmp_path, f"{regular} a folder"), (tmp_path / "missing.wav", "no such audio file"),
+             (fifo, f"{regular} a FIFO (named pipe)"), ("/dev/zero", f"{regular} a device")]
+    for path, message in cases:
+        with pytest.raises(AudioError) as err:
+            read_with_deadline(path)
+        assert str(err.value) == f"{path}: {message}"
 
 
 def test_streamed_file_with_unset_sizes_reads_to_the_end(tmp_path):
@@ -273,3 +273,106 @@ def test_folder_source_lists_sorted_wavs_and_moves_both_ways(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(AudioError, match="no .wav files"):
         FolderSource(tmp_path / "empty", 16000)
+
+
+def _header_only(rate: int, channels: int, frames: int = 100, bits: int = 16) -> bytes:
+    return wav_bytes(b"\0" * (frames * channels * bits // 8), rate=rate, channels=channels, bits=bits)
+
+
+@pytest.mark.parametrize(
+    "rate,channels,message",
+    [
+        (1, 1, "sample rate 1 Hz is outside the supported 1000..384000 Hz"),
+        (999, 1, "sample rate 999 Hz is outside"),
+        (4294967295, 1, "sample rate 4294967295 Hz is outside"),
+        (16000, 65535, "65535 channels (at most 64 are supported)"),
+    ],
+)
+def test_absurd_headers_are_refused_before_decoding(tmp_path, rate, channels, message):
+    path = tmp_path / "absurd.wav"
+    frames, bits = (2, 8) if channels > 64 else (100, 16)  # 8-bit: 65535 channels still fit the block size field
+    path.write_bytes(_header_only(rate, channels, frames, bits))
+    for fn in (read_with_deadline, read_wav_info):
+        with pytest.raises(AudioError) as err:
+            fn(path)
+        assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_limits_accept_their_edges(tmp_path):
+    for rate, channels in ((1000, 1), (384000, 64)):
+        path = tmp_path / f"edge{rate}.wav"
+        path.write_bytes(_header_only(rate, channels))
+        info = read_wav_info(path)
+        assert (info.sample_rate, info.channels, info.frames) == (rate, channels, 100)
+
+
+def float_wav(path, values) -> None:
+    path.write_bytes(wav_bytes(np.asarray(values, "<f4").tobytes(), rate=16000, channels=1, bits=32, tag=FLOAT))
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan, 3e38, -4.01])
+def test_float_samples_that_are_not_audio_are_refused(tmp_path, bad):
+    path = tmp_path / "bad_float.wav"
+    float_wav(path, [0.0, 0.5, bad, 0.0])
+    with pytest.raises(AudioError, match="NaN or infinite|far outside") as err:
+        read_wav(path)
+    assert str(path) in str(err.value)
+
+
+def test_mild_float_overs_are_clipped_to_full_scale(tmp_path):
+    path = tmp_path / "hot.wav"
+    values = np.array([0.25, 1.0001, -1.5, 4.0, -0.75], np.float32)  # up to +12 dBFS is clipped
+    float_wav(path, values)
+    x, _ = read_wav(path)
+    np.testing.assert_array_equal(x, np.clip(values, -1, 1))
+
+
+def test_blocks_stream_the_same_samples_as_a_whole_read(tmp_path):
+    from core.audio.wav import AudioReader
+
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-0.9, 0.9, 44100 * 3).astype(np.float32)
+    path = tmp_path / "long.wav"
+    write_wav(path, x, 44100, bits=32)
+    with AudioReader(path) as r:
+        assert r.info.frames == len(x)
+        native = list(r.blocks(block_frames=10000))
+        resampled = list(r.blocks(16000, block_frames=10000))  # blocks() can be run again from the start
+    assert max(len(b) for b in native) == 10000  # memory is one block, not the file
+    np.testing.assert_array_equal(np.concatenate(native), x)
+    np.testing.assert_array_equal(np.concatenate(resampled), read_wav(path, 16000)[0])
+    from core.audio.resample import resample
+
+    np.testing.assert_array_equal(np.concatenate(resampled), resample(x, 44100, 16000))
+
+
+def test_whole_reads_have_a_length_cap(tmp_path, monkeypatch):
+    import core.audio.wav as wav
+
+    path = tmp_path / "a.wav"
+    write_wav(path, np.zeros(5000, np.float32), 8000)
+    monkeypatch.setattr(wav, "MAX_READ_FRAMES", 4999)
+    with pytest.raises(AudioError, match="too long to read whole") as err:
+        read_wav(path)
+    assert str(path) in str(err.value)
+    monkeypatch.setattr(wav, "MAX_READ_FRAMES", 6000)
+    assert len(read_wav(path)[0]) == 5000
+    with pytest.raises(AudioError, match="too long to read whole"):  # 10000 samples after upsampling
+        read_wav(path, 16000)
+
+
+def test_write_formats_by_extension_and_errors(tmp_path):
+    rng = np.random.default_rng(12)
+    x = rng.uniform(-1, 1, 1600).astype(np.float32)
+    write_wav(tmp_path / "a.flac", x, 16000)
+    info = read_wav_info(tmp_path / "a.flac")
+    assert (info.format, info.subtype, info.bits_per_sample) == ("FLAC", "PCM_16", 16)
+    np.testing.assert_array_equal(read_wav(tmp_path / "a.flac")[0], to_int16(x).astype(np.float32) / 32768)
+    with pytest.raises(AudioError, match="cannot tell the audio format"):
+        write_wav(tmp_path / "a.xyz", x, 16000)
+    with pytest.raises(AudioError, match="32-bit float samples need a .wav"):
+        write_wav(tmp_path / "b.flac", x, 16000, bits=32)
+    with pytest.raises(AudioError, match="cannot write") as err:
+        write_wav(tmp_path / "c.opus", x, 11025)  # Opus has no 11025 Hz
+    assert "c.opus" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.flac"]  # nothing half-written left
