@@ -1,5 +1,6 @@
 """Audio sources share one interface: `blocks(hop)` yields float32 hop-sized blocks at the
-source's `sample_rate` (the model's rate). Wav file, folder of wavs, numpy array, microphone.
+source's `sample_rate` (the model's rate). Audio file (any format in core.audio.formats), folder of
+audio files, numpy array, microphone.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.audio.formats import FORMAT_NAMES, is_audio_name
 from core.audio.resample import resample
-from core.audio.wav import read_wav
+from core.audio.wav import AudioReader
 from core.errors import AudioError
 
 
@@ -38,28 +40,51 @@ class ArraySource:
         return len(self.samples) / self.sample_rate
 
 
-class WavSource(ArraySource):
+class WavSource:
+    """An audio file (WAV, FLAC, OGG/Vorbis, Opus, MP3, ...) decoded and resampled block by block, so
+    memory stays one block whatever the file's length. The header is checked here: a bad file fails
+    at construction; a sample problem found later (NaN) fails in `blocks`."""
+
     def __init__(self, path: str | os.PathLike, sample_rate: int):
-        x, _ = read_wav(path, sample_rate)
-        super().__init__(x, sample_rate, name=str(path))
-        self.path = Path(path)
+        self.path, self.name, self.sample_rate = Path(path), str(path), int(sample_rate)
+        self._reader = AudioReader(path)
+        self.duration_s = self._reader.info.duration_s
+
+    def blocks(self, hop: int) -> Iterator[np.ndarray]:
+        """Whole hops only; a trailing partial hop is dropped (as ELL does). Closes the file at the end."""
+        if hop < 1:
+            raise ValueError(f"hop must be >= 1, not {hop}")
+        pending = np.zeros(0, np.float32)
+        try:
+            for chunk in self._reader.blocks(self.sample_rate):
+                pending = np.concatenate([pending, chunk]) if len(pending) else chunk
+                k = len(pending) // hop
+                for i in range(k):
+                    yield pending[i * hop : (i + 1) * hop]
+                pending = pending[k * hop :]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._reader.close()
 
 
 def list_wavs(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The audio files of a folder (every extension in AUDIO_EXTENSIONS), sorted."""
     d = Path(folder)
     if not d.is_dir():
         raise AudioError(f"{d}: not a folder")
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in d.glob(pattern) if p.suffix.lower() == ".wav" and p.is_file())
+    return sorted(p for p in d.glob(pattern) if is_audio_name(p) and p.is_file())
 
 
 class FolderSource:
-    """The wav files of a folder, sorted, with a cursor (previous / next) for the live view."""
+    """The audio files of a folder, sorted, with a cursor (previous / next) for the live view."""
 
     def __init__(self, folder: str | os.PathLike, sample_rate: int):
         self.files = list_wavs(folder)
         if not self.files:
-            raise AudioError(f"{folder}: no .wav files in this folder")
+            raise AudioError(f"{folder}: no audio files ({FORMAT_NAMES}) in this folder")
         self.sample_rate, self.index = int(sample_rate), 0
 
     @property

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.audio.formats import is_audio_name
 from core.errors import DataError
 from core.fsutil import MiB, read_text_bounded, write_text_atomic
 
@@ -188,7 +189,7 @@ def make_lists(audio_dirs: Sequence[str | os.PathLike], config: ListsConfig = Li
         counts = dict.fromkeys(SPLITS, 0)
         for word in words:
             slot = by_word.setdefault(word, {s: [] for s in SPLITS})
-            wavs = sorted(p for p in (root / word).iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+            wavs = sorted(p for p in (root / word).iterdir() if is_audio_name(p) and p.is_file())
             for wav in wavs:
                 rel = f"{word}/{wav.name}"
                 if rel in bad_rel or (bad_abs and wav.resolve() in bad_abs):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.audio.formats import is_audio_name
 from core.audio.wav import read_wav
 from core.errors import AudioError, DataError
 from core.pipeline import KeywordSpotter
@@ -93,10 +94,10 @@ def decide(probs: np.ndarray, categories: list[str], decision: str = "best",
 
 
 def labelled_clips(folder: str | os.PathLike) -> list[tuple[Path, str]]:
-    """Speech Commands layout: every wav in every non-underscore sub-folder, labelled by folder."""
+    """Speech Commands layout: every audio file in every non-underscore sub-folder, labelled by folder."""
     root = Path(folder)
     return [(p, d.name) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith("_")
-            for p in sorted(d.glob("*.wav"))]
+            for p in sorted(d.iterdir()) if is_audio_name(p) and p.is_file()]
 
 
 def read_list(path: str | os.PathLike) -> list[tuple[Path, str]]:

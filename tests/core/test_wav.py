@@ -271,7 +271,7 @@ def test_folder_source_lists_sorted_wavs_and_moves_both_ways(tmp_path):
     assert len(blocks) == 6
     np.testing.assert_allclose([b[0] for b in blocks], [0.5, 0.5, 0.25, 0.25, -0.5, -0.5], atol=1e-4)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(AudioError, match="no .wav files"):
+    with pytest.raises(AudioError, match="no audio files"):
         FolderSource(tmp_path / "empty", 16000)
 
 
