@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.audio.formats import FORMAT_NAMES, is_audio_name
 from core.errors import DataError
 
 
@@ -79,11 +80,11 @@ def list_noise_files(folder: str | os.PathLike) -> list[Path]:
     d = Path(folder)
     if not d.is_dir():
         raise DataError(f"{d}: noise folder not found")
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+    files = sorted(p for p in d.iterdir() if is_audio_name(p) and p.is_file())
     if not files:  # a dataset root: look one level down (e.g. _background_noise_/)
-        files = sorted(p for p in d.glob("*/*.wav") if p.is_file())
+        files = sorted(p for p in d.glob("*/*") if is_audio_name(p) and p.is_file())
     if not files:
-        raise DataError(f"{d}: no wav files in this noise folder")
+        raise DataError(f"{d}: no audio files ({FORMAT_NAMES}) in this noise folder")
     return files
 
 
