@@ -15,6 +15,10 @@ import numpy as np
 
 from core.errors import ModelFormatError
 
+MAX_NODES = 20_000  # a large imported network has a few hundred
+MAX_ELEMENTS = 1 << 22  # per-frame tensor or one op's state, in elements (16 MiB of float32)
+MAX_PARAM_ELEMENTS = 1 << 26  # all parameters of a graph together (256 MiB of float32)
+
 
 @dataclass
 class Node:
@@ -85,11 +89,30 @@ class Graph:
 
     # ---------------------------------------------------------------- checks
     def validate(self) -> None:
-        """Ids unique, inputs defined before use, known ops, one input and one output."""
-        from core.graph.ops import OPS
+        """Everything a model must satisfy before it runs, whichever file it came from.
 
+        Node fields of the right types, ids unique, inputs defined before use (so the graph is
+        acyclic; one pass, no recursion), known ops, at most MAX_NODES nodes, one input and one
+        output; every parameter a finite float32 array; every attribute of the kind, range and
+        size its op declares (core.graph.ops.check_attrs); shapes that infer, with every
+        per-frame tensor non-empty and at most MAX_ELEMENTS elements.
+        """
+        from core.graph.ops import OPS, check_attrs
+        from core.graph.shapes import infer_shapes
+
+        if not isinstance(self.nodes, list) or not isinstance(self.metadata, dict):
+            raise ModelFormatError("graph nodes must be a list and its metadata a dict")
+        if len(self.nodes) > MAX_NODES:
+            raise ModelFormatError(f"graph has {len(self.nodes)} nodes, more than {MAX_NODES}")
         seen: set[str] = set()
+        n_params = 0
         for n in self.nodes:
+            if not isinstance(n, Node) or not isinstance(n.id, str) or not n.id or not isinstance(n.op, str):
+                raise ModelFormatError(f"node {getattr(n, 'id', n)!r}: id and op must be non-empty strings")
+            if not isinstance(n.inputs, list) or not all(isinstance(i, str) for i in n.inputs):
+                raise ModelFormatError(f"node {n.id!r}: inputs must be a list of node ids")
+            if not isinstance(n.attrs, dict) or not isinstance(n.params, dict):
+                raise ModelFormatError(f"node {n.id!r}: attrs and params must be dicts")
             if n.id in seen:
                 raise ModelFormatError(f"duplicate node id {n.id!r}")
             if n.op not in OPS:
@@ -97,11 +120,23 @@ class Graph:
             for i in n.inputs:
                 if i not in seen:
                     raise ModelFormatError(f"node {n.id!r} ({n.op}): input {i!r} is not defined before it")
+            for k, a in n.params.items():
+                if not isinstance(a, np.ndarray) or a.dtype != np.float32:
+                    kind = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+                    raise ModelFormatError(f"node {n.id!r} ({n.op}): parameter {k!r} must be a float32 array, "
+                                           f"is {kind}")
+                n_params += a.size
+                if n_params > MAX_PARAM_ELEMENTS:
+                    raise ModelFormatError(f"graph has more than {MAX_PARAM_ELEMENTS} parameters")
+                if not np.isfinite(a).all():
+                    raise ModelFormatError(f"node {n.id!r} ({n.op}): parameter {k!r} has NaN or infinite values")
+            check_attrs(n)
             seen.add(n.id)
         _ = self.input_node, self.output_node
-        from core.graph.shapes import infer_shapes
-
-        infer_shapes(self)
+        for nid, shape in infer_shapes(self).items():
+            if any(d < 1 for d in shape) or int(np.prod(shape, dtype=object)) > MAX_ELEMENTS:
+                raise ModelFormatError(f"node {nid!r}: per-frame shape {shape} is empty or has more than "
+                                       f"{MAX_ELEMENTS} elements")
 
     def prune(self) -> Graph:
         """Drop nodes the output does not depend on (keeps the input node)."""

@@ -1,7 +1,8 @@
 """The model file: one zip holding model.json (graph + metadata) and .npy arrays. No pickle.
 
-Loading never executes code: arrays are read with allow_pickle=False and the JSON is checked
-node by node, so a malformed or hostile file gives a `ModelFormatError` naming the problem.
+Loading never executes code or trusts a size: the zip, model.json and every .npy are checked by
+core.graph.validate and the graph by Graph.validate, so a malformed, hostile or absurd file gives
+a `ModelFormatError` naming the file and the field before anything runs.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelFormatError
-from core.fsutil import atomic_path
+from core.fsutil import atomic_path, read_bytes_bounded
 from core.graph.ir import Graph, Node
+from core.graph.validate import MAX_FILE_BYTES, MAX_JSON_BYTES, Archive, check_document, parse_json, read_npy
 
 FORMAT = "kwsgui.model"
 VERSION = 1
@@ -69,37 +71,22 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
 
 
 def from_bytes(data: bytes, name: str = "<model>") -> Graph:
-    try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-        names = set(z.namelist())
-    except zipfile.BadZipFile:
-        raise ModelFormatError(f"{name}: not a kwsgui model file (not a zip archive, or truncated)") from None
-    if "model.json" not in names:
+    """A graph from .kwm bytes, every layer checked (core.graph.validate, then Graph.validate)."""
+    archive = Archive(data, name)
+    if "model.json" not in archive:
         raise ModelFormatError(f"{name}: not a kwsgui model file (no model.json inside)")
-    try:
-        doc = json.loads(z.read("model.json"))
-    except (ValueError, zipfile.BadZipFile, OSError) as e:
-        raise ModelFormatError(f"{name}: model.json is unreadable: {e}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ModelFormatError(f"{name}: not a kwsgui model file (format is {doc.get('format')!r})")
-    version = doc.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise ModelFormatError(f"{name}: model format version {version!r} is newer than this kwsgui ({VERSION})")
+    doc = parse_json(archive.read("model.json", MAX_JSON_BYTES), f"{name}: model.json")
+    node_docs, metadata = check_document(doc, name, FORMAT, VERSION, archive)
+    arrays: dict[str, np.ndarray] = {}
     nodes = []
-    for i, nd in enumerate(doc.get("nodes") or []):
-        try:
-            params = {}
-            for k, ref in nd.get("params", {}).items():
-                if ref not in names:
-                    raise ModelFormatError(f"{name}: node {nd['id']!r} parameter {k!r}: array {ref} is missing")
-                params[k] = np.lib.format.read_array(io.BytesIO(z.read(ref)), allow_pickle=False)
-            nodes.append(Node(str(nd["id"]), str(nd["op"]), [str(x) for x in nd.get("inputs", [])],
-                              dict(nd.get("attrs", {})), params))
-        except ModelFormatError:
-            raise
-        except (KeyError, TypeError, ValueError, zipfile.BadZipFile, OSError) as e:
-            raise ModelFormatError(f"{name}: node #{i} is malformed: {e}") from None
-    graph = Graph(nodes, dict(doc.get("metadata") or {}))
+    for nd in node_docs:
+        params = {}
+        for k, ref in nd["params"].items():
+            if ref not in arrays:
+                arrays[ref] = read_npy(archive.read(ref), f"{name}: node {nd['id']!r} parameter {k!r} ({ref})")
+            params[k] = arrays[ref]
+        nodes.append(Node(nd["id"], nd["op"], list(nd["inputs"]), dict(nd["attrs"]), params))
+    graph = Graph(nodes, dict(metadata))
     try:
         graph.validate()
     except ModelFormatError as e:
@@ -108,9 +95,5 @@ def from_bytes(data: bytes, name: str = "<model>") -> Graph:
 
 
 def load(path: str | os.PathLike) -> Graph:
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise ModelFormatError(f"{p}: cannot read model: {e.strerror or e}") from None
-    return from_bytes(data, str(p))
+    return from_bytes(read_bytes_bounded(path, "model file", error=ModelFormatError, max_bytes=MAX_FILE_BYTES),
+                      str(path))

@@ -25,7 +25,12 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import ModelFormatError
-from core.graph.ops import _p, _same, op
+from core.graph.ir import MAX_ELEMENTS
+from core.graph.ops import Attr, _p, _same, a_bool, a_choice, a_int, a_num, check_param, dense_out, op
+
+_AXIS = a_int(0, 7)
+_AXES = Attr("ints", 0, 7)
+_OPT_NUM = a_num(required=False)
 
 
 def _ints(v) -> list[int]:
@@ -44,7 +49,7 @@ def _reshape_shape(node, s):
     return shape
 
 
-@op("reshape", _reshape_shape)
+@op("reshape", _reshape_shape, attrs={"shape": Attr("ints", 1, MAX_ELEMENTS)})
 def _reshape(node, xs, state):
     """Per-frame reshape to attrs.shape (row-major, no data movement)."""
     x = xs[0]
@@ -58,7 +63,7 @@ def _transpose_shape(node, s):
     return tuple(s[0][p] for p in perm)
 
 
-@op("transpose", _transpose_shape)
+@op("transpose", _transpose_shape, attrs={"perm": _AXES})
 def _transpose(node, xs, state):
     """Per-frame axis permutation: out[..., i, ...] = in[..., perm[i], ...] (numpy transpose)."""
     perm = _ints(node.attrs["perm"])
@@ -75,7 +80,7 @@ def _concat_shape(node, s):
     return tuple(first)
 
 
-@op("concat", _concat_shape, arity=(1, 256))
+@op("concat", _concat_shape, arity=(1, 256), attrs={"axis": _AXIS})
 def _concat(node, xs, state):
     """Per-frame concatenation of the inputs along attrs.axis."""
     return np.concatenate(xs, axis=int(node.attrs["axis"]) + 1)
@@ -94,7 +99,11 @@ def _slice_shape(node, s):
     return tuple(len(range(*sl.indices(d))) for sl, d in zip(_slices(node, s[0]), s[0]))
 
 
-@op("slice", _slice_shape)
+_BOUNDS = Attr("opt_ints", -MAX_ELEMENTS, MAX_ELEMENTS)
+
+
+@op("slice", _slice_shape, attrs={"axes": _AXES, "starts": _BOUNDS, "ends": _BOUNDS,
+                                  "steps": Attr("ints", -MAX_ELEMENTS, MAX_ELEMENTS, required=False, nullable=True)})
 def _slice(node, xs, state):
     """Per-frame strided slice: numpy x[starts:ends:steps] on the given per-frame axes."""
     return np.ascontiguousarray(xs[0][(slice(None), *_slices(node, xs[0].shape[1:]))])
@@ -107,7 +116,7 @@ def _gather_shape(node, s):
     return tuple(s[0][:axis]) + (len(idx),) + tuple(s[0][axis + 1 :])
 
 
-@op("gather", _gather_shape)
+@op("gather", _gather_shape, attrs={"axis": _AXIS, "indices": Attr("ints", 0, MAX_ELEMENTS, max_len=1 << 16)})
 def _gather(node, xs, state):
     """Per-frame selection of attrs.indices (non-negative) along attrs.axis; the axis keeps its place."""
     return np.take(xs[0], _ints(node.attrs["indices"]), axis=int(node.attrs["axis"]) + 1)
@@ -118,7 +127,7 @@ def _pad_shape(node, s):
     return tuple(d + int(b) + int(e) for d, (b, e) in zip(s[0], pads))
 
 
-@op("pad", _pad_shape)
+@op("pad", _pad_shape, attrs={"pads": Attr("pairs", 0, MAX_ELEMENTS), "value": _OPT_NUM})
 def _pad(node, xs, state):
     """Per-frame constant padding: attrs.pads = [[before, after], ...] per axis, attrs.value."""
     pads = [(0, 0)] + [(int(b), int(e)) for b, e in node.attrs["pads"]]
@@ -126,21 +135,21 @@ def _pad(node, xs, state):
 
 
 # ------------------------------------------------------------------ element-wise
-@op("leaky_relu", _same)
+@op("leaky_relu", _same, attrs={"alpha": _OPT_NUM})
 def _leaky_relu(node, xs, state):
     """x if x >= 0 else alpha * x."""
     x = xs[0]
     return np.where(x >= 0, x, np.float32(node.attrs.get("alpha", 0.01)) * x).astype(np.float32)
 
 
-@op("hard_sigmoid", _same)
+@op("hard_sigmoid", _same, attrs={"alpha": _OPT_NUM, "beta": _OPT_NUM})
 def _hard_sigmoid(node, xs, state):
     """clip(alpha * x + beta, 0, 1) (ONNX HardSigmoid; defaults alpha 0.2, beta 0.5)."""
     a, b = float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5))
     return np.clip(np.float32(a) * xs[0] + np.float32(b), 0.0, 1.0).astype(np.float32)
 
 
-@op("clip", _same)
+@op("clip", _same, attrs={"min": a_num(required=False, nullable=True), "max": a_num(required=False, nullable=True)})
 def _clip(node, xs, state):
     """min(max(x, attrs.min), attrs.max); a missing bound is unbounded."""
     lo, hi = node.attrs.get("min"), node.attrs.get("max")
@@ -157,7 +166,7 @@ def _affine(node, xs, state):
     return (xs[0] * _p(node, "scale") + _p(node, "shift")).astype(np.float32)
 
 
-@op("dense_nd", lambda n, s: tuple(s[0][:-1]) + (int(_p(n, "weight").shape[0]),))
+@op("dense_nd", lambda n, s: tuple(s[0][:-1]) + (dense_out(n, s),))
 def _dense_nd(node, xs, state):
     """`dense` on the last per-frame axis of an (..., in) frame: (..., in) @ weight.T + bias -> (..., out)."""
     y = xs[0] @ _p(node, "weight").T
@@ -175,7 +184,7 @@ def _reduce_shape(node, s):
 _REDUCE = {"mean": np.mean, "sum": np.sum, "max": np.max, "min": np.min}
 
 
-@op("reduce", _reduce_shape)
+@op("reduce", _reduce_shape, attrs={"axes": _AXES, "kind": a_choice(_REDUCE, required=False)})
 def _reduce(node, xs, state):
     """Per-frame reduction (attrs.kind: mean, sum, max, min) over attrs.axes; the axes are dropped."""
     x = xs[0]
@@ -187,7 +196,16 @@ def _reduce(node, xs, state):
     return y.astype(np.float32).reshape(x.shape[0], *_reduce_shape(node, [x.shape[1:]]))
 
 
-@op("layer_norm", _same)
+def _layer_norm_shape(node, s):
+    if int(node.attrs["n_axes"]) > len(s[0]):
+        raise ValueError(f"n_axes {node.attrs['n_axes']} exceeds the input's {len(s[0])} axes")
+    for key in ("scale", "bias"):
+        if (key == "scale" or key in node.params) and np.broadcast_shapes(s[0], _p(node, key).shape) != s[0]:
+            raise ValueError(f"parameter {key!r} of shape {_p(node, key).shape} does not fit input {s[0]}")
+    return s[0]
+
+
+@op("layer_norm", _layer_norm_shape, attrs={"n_axes": a_int(1, 8), "epsilon": a_num(0, 1, required=False)})
 def _layer_norm(node, xs, state):
     """Normalise over the last attrs.n_axes per-frame axes: (x - mean) / sqrt(var + eps) * scale + bias."""
     x = xs[0].astype(np.float64)
@@ -271,8 +289,39 @@ def _width_taps(node, arr, j):
     return arr[..., start : start + sw * (_out_width(node) - 1) + 1 : sw]
 
 
-def _conv_shape(node, s):
+_WINDOW_ATTRS = {
+    "in_channels": a_int(),
+    "in_width": a_int(required=False),
+    "kernel_t": a_int(1, 4096, required=False),
+    "dilation_t": a_int(1, 4096, required=False),
+    "kernel_w": a_int(required=False),
+    "dilation_w": a_int(required=False),
+    "stride_w": a_int(required=False),
+    "pad_w": Attr("ints", 0, MAX_ELEMENTS, required=False),
+    "warmup": a_int(0, MAX_ELEMENTS, required=False),
+}
+
+
+def _check_window(node, s) -> None:
+    """The input is in_channels x in_width; the history buffer and padded frame fit MAX_ELEMENTS."""
     a = node.attrs
+    frame = int(a["in_channels"]) * int(a.get("in_width", 1))
+    if _size(s[0]) != frame:
+        raise ValueError(f"input {s[0]} is not {a['in_channels']} channels x width {a.get('in_width', 1)}")
+    if len(a.get("pad_w", [0, 0])) != 2:
+        raise ValueError("pad_w must be [left, right]")
+    padded = int(a["in_channels"]) * (int(a.get("in_width", 1)) + sum(_ints(a.get("pad_w", [0, 0]))))
+    if (_history(node) + 1) * padded > MAX_ELEMENTS:
+        raise ValueError(f"kernel_t x dilation_t x frame needs more than {MAX_ELEMENTS} elements of state")
+
+
+def _conv_shape(node, s):
+    _check_window(node, s)
+    a = node.attrs
+    if int(a["in_channels"]) % int(a.get("groups", 1)) or int(a["out_channels"]) % int(a.get("groups", 1)):
+        raise ValueError(f"groups {a.get('groups')} does not divide the channels")
+    if "bias" in node.params:
+        check_param(node, "bias", (int(a["out_channels"]),))
     cin, g = int(a["in_channels"]), int(a.get("groups", 1))
     w = _p(node, "weight")
     if _size(s[0]) != cin * int(a.get("in_width", 1)):
@@ -282,7 +331,8 @@ def _conv_shape(node, s):
     return _spatial_out(node, int(a["out_channels"]))
 
 
-@op("conv", _conv_shape, _window_state)
+@op("conv", _conv_shape, _window_state,
+    attrs=_WINDOW_ATTRS | {"out_channels": a_int(), "groups": a_int(required=False)})
 def _conv(node, xs, state):
     """Streaming convolution over time (causal) and, optionally, over a per-frame width axis.
 
@@ -312,13 +362,13 @@ def _conv(node, xs, state):
 
 
 def _pool_shape(node, s):
+    _check_window(node, s)
     a = node.attrs
-    if _size(s[0]) != int(a["in_channels"]) * int(a.get("in_width", 1)):
-        raise ValueError(f"input {s[0]} is not {a['in_channels']} channels x width {a.get('in_width', 1)}")
     return _spatial_out(node, int(a["in_channels"]))
 
 
-@op("pool", _pool_shape, _window_state)
+@op("pool", _pool_shape, _window_state, attrs=_WINDOW_ATTRS | {
+    "kind": a_choice(("max", "avg"), required=False), "count_include_pad": a_bool(required=False)})
 def _pool(node, xs, state):
     """Streaming max / average pooling (attrs.kind) over kernel_t frames (causal) x kernel_w columns.
 
@@ -353,7 +403,7 @@ def _mean_state(node, s):
     return {"sum": np.zeros(s[0], np.float64), "count": 0, "seen": 0}
 
 
-@op("time_mean", _same, _mean_state)
+@op("time_mean", _same, _mean_state, attrs={"warmup": a_int(0, MAX_ELEMENTS, required=False)})
 def _time_mean(node, xs, state):
     """Running mean over time since the last reset: y[t] = mean(x[warmup..t]) (causal global
     average pooling over time; frames within attrs.warmup of a reset are not counted)."""
@@ -373,7 +423,13 @@ def _delay_state(node, s):
     return {"buf": np.zeros((int(node.attrs["frames"]), *s[0]), np.float32)}
 
 
-@op("delay", _same, _delay_state)
+def _delay_shape(node, s):
+    if int(node.attrs["frames"]) * _size(s[0]) > MAX_ELEMENTS:
+        raise ValueError(f"delaying {node.attrs['frames']} frames of {s[0]} needs more than {MAX_ELEMENTS} elements")
+    return s[0]
+
+
+@op("delay", _delay_shape, _delay_state, attrs={"frames": a_int(0, MAX_ELEMENTS)})
 def _delay(node, xs, state):
     """y[t] = x[t - attrs.frames] (zeros for the first frames after a reset)."""
     n = int(node.attrs["frames"])

@@ -11,12 +11,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.features.vad import ResetConfig, VadConfig, VadTracker, reset_trigger
-from core.graph.ops import _UNARY, _p, op
+from core.features.vad import RESET_ON, ResetConfig, VadConfig, VadTracker, reset_trigger
+from core.graph.ops import _UNARY, _p, a_bool, a_choice, a_int, a_num, check_param, op
 
 
 def _rnn_shape(node, s):
-    return (int(node.attrs["hidden_size"]),)
+    """(in,) -> (hidden,); PyTorch-layout weights for `gates` gates (3 GRU, 4 LSTM)."""
+    hid = int(node.attrs["hidden_size"])
+    g = 3 if node.op == "gru" else 4
+    if len(s[0]) != 1:
+        raise ValueError(f"input {s[0]} is not a vector")
+    check_param(node, "w_ih", (g * hid, s[0][0]))
+    check_param(node, "w_hh", (g * hid, hid))
+    check_param(node, "b_ih", (g * hid,))
+    check_param(node, "b_hh", (g * hid,))
+    return (hid,)
+
+
+_RNN_ATTRS = {
+    "hidden_size": a_int(1, 1 << 14),
+    "gate_activation": a_choice(_UNARY, required=False),
+    "activation": a_choice(_UNARY, required=False),
+    "linear_before_reset": a_bool(required=False),
+}
 
 
 def _gate(node):
@@ -36,7 +53,7 @@ def _gru_state(node, s):
     return {"h": np.zeros(int(node.attrs["hidden_size"]), np.float32), "last_signal": 0}
 
 
-@op("gru", _rnn_shape, _gru_state, arity=(1, 2))
+@op("gru", _rnn_shape, _gru_state, arity=(1, 2), attrs=_RNN_ATTRS)
 def _gru(node, xs, state):
     x = xs[0]
     hid = int(node.attrs["hidden_size"])
@@ -70,7 +87,7 @@ def _lstm_state(node, s):
     return {"h": np.zeros(hid, np.float32), "c": np.zeros(hid, np.float32), "last_signal": 0}
 
 
-@op("lstm", _rnn_shape, _lstm_state, arity=(1, 2))
+@op("lstm", _rnn_shape, _lstm_state, arity=(1, 2), attrs=_RNN_ATTRS)
 def _lstm(node, xs, state):
     x = xs[0]
     hid = int(node.attrs["hidden_size"])
@@ -106,7 +123,23 @@ def _vad_state(node, s):
             "reset": reset_config(node), "hang": 0}
 
 
-@op("vad", lambda n, s: (1,), _vad_state)
+def _vad_shape(node, s):
+    """(n,) features -> (1,) signal; the tuning and reset attributes make valid configs."""
+    _ = vad_config(node), reset_config(node)
+    if len(s[0]) != 1:
+        raise ValueError(f"input {s[0]} is not a vector")
+    return (1,)
+
+
+_VAD_ATTRS = {k: a_num() for k in VadConfig.__dataclass_fields__} | {
+    "frame_duration": a_num(1e-4, 10.0),
+    "sample_rate": a_num(1.0, 384000.0, required=False),
+    "reset_on": a_choice(RESET_ON, required=False),
+    "hold_frames": a_int(0, 10000, required=False),
+}
+
+
+@op("vad", _vad_shape, _vad_state, attrs=_VAD_ATTRS)
 def _vad(node, xs, state):
     """The 0/1 voice signal (ELL), or with reset_on / hold_frames the trigger shaped from it."""
     tracker: VadTracker = state["tracker"]

@@ -22,6 +22,6 @@ def infer_shapes(graph: Graph) -> dict[str, Shape]:
             raise ModelFormatError(f"node {n.id!r}: input {e.args[0]!r} is not defined before it") from None
         try:
             shapes[n.id] = tuple(int(d) for d in spec.shape(n, in_shapes))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError) as e:
             raise ModelFormatError(f"node {n.id!r} ({n.op}): bad attributes or parameters: {e}") from None
     return shapes
