@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.augment import AugmentConfig, NoiseBank, augment, parse_range
+from core.data.augment import AugmentConfig, NoiseBank, RoomBank, SpeechPool, augment_copy, parse_range
 from core.errors import DataError, KwsError
 from core.graph.ir import Graph
 from core.outputs import atomic_file, settle
@@ -228,16 +228,19 @@ class _Context:
     augment: AugmentConfig
     noise: NoiseBank | None
     seed: int
+    pool: SpeechPool | None = None  # babble: the clips of this split
+    rooms: RoomBank | None = None  # reverb: impulse responses simulated once per seed
 
 
 def _clip_rows(ctx: _Context, x: np.ndarray, rng: np.random.Generator,
-               augmented: bool) -> tuple[np.ndarray, bool]:
+               augmented: bool, index: int | None = None) -> tuple[np.ndarray, bool]:
     from core.features.featurizer import featurize
 
     w, s, hop = ctx.window_frames, ctx.shift_frames, ctx.hop
     tail, noisy = None, False
     if augmented:
-        a = augment(x, ctx.augment, rng, ctx.sample_rate, ctx.noise, tail=w * hop)
+        a = augment_copy(x, rng, ctx.augment, ctx.noise, ctx.pool, sample_rate=ctx.sample_rate, rooms=ctx.rooms,
+                         tail=w * hop, exclude=index)
         x, tail, noisy = a.samples, a.noise_tail, a.snr_db is not None
     n = len(x) // hop
     if n == 0:
@@ -265,7 +268,7 @@ def _file_rows(ctx: _Context, index: int, path: str) -> tuple[np.ndarray, dict]:
     aug = ctx.augment
     out, noisy = [], 0
     for copy in range(1 + aug.copies):
-        r, nz = _clip_rows(ctx, x, rng, aug.active and (aug.copies == 0 or copy > 0))
+        r, nz = _clip_rows(ctx, x, rng, aug.active and (aug.copies == 0 or copy > 0), index)
         out.append(r)
         noisy += nz
     rows = np.concatenate(out)
@@ -387,8 +390,11 @@ def build_dataset(entries: Sequence[tuple[str | os.PathLike, str]], categories: 
     if (aug.noise_fraction > 0 or config.background_rows) and noise is None:
         raise DataError("noise mixing and background rows need noise recordings (--noise-dir D)")
     bg_index = background_index(cats, config.background_label) if config.background_rows else None
-    ctx = _Context(featurizer, int(featurizer_meta["sample_rate"]), int(featurizer.input_size),
-                   config.window_frames, config.shift_frames, aug, noise, int(config.seed))
+    sr = int(featurizer_meta["sample_rate"])
+    pool = SpeechPool(tuple(str(p) for p, _ in entries), sr) if aug.babble_fraction > 0 else None
+    rooms = RoomBank.simulate(aug, sr, int(config.seed)) if aug.reverb_fraction > 0 else None
+    ctx = _Context(featurizer, sr, int(featurizer.input_size), config.window_frames, config.shift_frames, aug,
+                   noise, int(config.seed), pool, rooms)
     tasks = [(i, str(p)) for i, (p, _) in enumerate(entries)]
     total = len(tasks) + (1 if config.background_rows else 0)
     results: dict[int, tuple] = {}
@@ -454,6 +460,7 @@ def build_dataset(entries: Sequence[tuple[str | os.PathLike, str]], categories: 
         "skipped": [{"path": p, "reason": r} for p, r in skipped],
         "augment": aug.to_dict(), "noisy_copies": noisy, "dropped_nonfinite_rows": dropped,
         "noise": {"files": list(noise.files)} if noise is not None else None,
+        "reverb": rooms.summary() if rooms is not None else None,
         "background": {"rows": config.background_rows, "label": cats[bg_index],
                        "gain_db": list(config.background_gain_db)} if bg_index is not None else None,
     }

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.audio.wav import write_wav
-from core.data.augment import AugmentConfig, NoiseBank, augment, parse_range, power
+from core.data.augment import AugmentConfig, NoiseBank, augment_copy, parse_range, power
 from core.data.dataset import (
     Dataset,
     DatasetConfig,
@@ -164,7 +164,7 @@ def test_noise_is_mixed_at_the_requested_snr(snr_db):
     x = clip(31)
     bank = white_bank()
     cfg = AugmentConfig(noise_fraction=1.0, snr_db=(snr_db, snr_db))
-    a = augment(x, cfg, np.random.default_rng(0), SR, bank, tail=2000)
+    a = augment_copy(x, np.random.default_rng(0), cfg, bank, sample_rate=SR, tail=2000)
     noise = a.samples.astype(np.float64) - x
     measured = 10 * np.log10(power(x) / power(noise))
     assert abs(measured - snr_db) < 0.5 and a.snr_db == snr_db
@@ -179,7 +179,7 @@ def test_snr_range_and_fraction_with_real_noise(shared_data):
     x = clip(31, seed=3)
     rng = np.random.default_rng(7)
     cfg = AugmentConfig(noise_fraction=0.3, snr_db=parse_range("0,20", "snr"))
-    got = [augment(x, cfg, rng, SR, bank) for _ in range(200)]
+    got = [augment_copy(x, rng, cfg, bank, sample_rate=SR) for _ in range(200)]
     noisy = [a for a in got if a.snr_db is not None]
     assert 0.2 < len(noisy) / len(got) < 0.4
     for a in noisy:
@@ -194,13 +194,13 @@ def test_shift_gain_speed():
     rng = np.random.default_rng(0)
     imp = np.zeros(8000, np.float32)
     imp[4000] = 0.5
-    shifts = {int(np.argmax(augment(imp, AugmentConfig(time_shift_ms=10), rng, SR).samples)) - 4000
+    shifts = {int(np.argmax(augment_copy(imp, rng, AugmentConfig(time_shift_ms=10), sample_rate=SR).samples)) - 4000
               for _ in range(30)}
     assert len(shifts) > 5 and all(abs(s) <= 160 for s in shifts)
-    g = augment(imp, AugmentConfig(gain_db=(6.0206, 6.0206)), rng, SR).samples
+    g = augment_copy(imp, rng, AugmentConfig(gain_db=(6.0206, 6.0206)), sample_rate=SR).samples
     assert abs(g.max() - 1.0) < 1e-3
     tone = (0.3 * np.sin(2 * np.pi * 500 * np.arange(SR) / SR)).astype(np.float32)
-    fast = augment(tone, AugmentConfig(speed=(1.1, 1.1)), rng, SR).samples
+    fast = augment_copy(tone, rng, AugmentConfig(speed=(1.1, 1.1)), sample_rate=SR).samples
     assert abs(len(fast) - SR / 1.1) <= 1
     peak_hz = np.argmax(np.abs(np.fft.rfft(fast))) * SR / len(fast)
     assert abs(peak_hz - 550) < 3
