@@ -24,6 +24,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from core.audio.formats import DIALOG_FILTER
 from core.compiler.targets import Target, preset_names, resolve_target
 from core.errors import CompileError
 from core.models import DEMO_WAV
@@ -83,7 +84,7 @@ class CompilePanel(Panel):
         self.outdir = PathField(settings, "compile/outdir", mode="dir", caption="Output folder",
                                 placeholder="folder for the exported model")
         self.clip = PathField(settings, "compile/clip", caption="Clip to verify with", default=str(DEMO_WAV),
-                              filt="Wave files (*.wav);;All files (*)")
+                              filt=DIALOG_FILTER)
         self.models_label = QLabel()
         self.models_label.setStyleSheet(NOTE_STYLE)
         self.target_label = QLabel()

@@ -18,12 +18,13 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from core.audio.formats import DIALOG_FILTER
 from core.audio.sources import list_wavs
 from core.errors import KwsError
 from core.models import DEMO_WAV
 from kwsgui.widgets import NOTE_STYLE
 
-WAV_FILTER = "Wave files (*.wav);;All files (*)"
+WAV_FILTER = DIALOG_FILTER  # WAV, FLAC, OGG/Vorbis, Opus, MP3
 
 
 def has_module(name: str) -> bool:
@@ -52,7 +53,7 @@ class SourceBar(QWidget):
         if self.has_microphone:
             self.combo.addItem("Microphone", "mic")
         self.path_edit = QLineEdit(str(settings.value("paths/wav", str(DEMO_WAV))))
-        self.path_edit.setPlaceholderText("wav file to play")
+        self.path_edit.setPlaceholderText("audio file to play (WAV, FLAC, OGG, Opus, MP3)")
         self.path_edit.editingFinished.connect(self._path_edited)
         self.browse_button = QPushButton("Browse…")
         self.browse_button.clicked.connect(self.browse)
@@ -139,11 +140,11 @@ class SourceBar(QWidget):
             w.setVisible(k == "mic")
         self.mic_note.setVisible(k == "mic" and bool(self.mic_note.text()))
         if folder:
-            self.path_edit.setPlaceholderText("folder of wav files")
+            self.path_edit.setPlaceholderText("folder of audio files")
             self.path_edit.setText(str(self.settings.value("paths/folder", "")))
             self.load_folder(self.path_edit.text())
         elif k == "wav":
-            self.path_edit.setPlaceholderText("wav file to play")
+            self.path_edit.setPlaceholderText("audio file to play (WAV, FLAC, OGG, Opus, MP3)")
             self.path_edit.setText(str(self.settings.value("paths/wav", str(DEMO_WAV))))
         elif k == "mic" and not self._devices_listed:
             self.refresh_devices()
@@ -161,11 +162,11 @@ class SourceBar(QWidget):
     def browse(self) -> None:
         start = str(self.settings.value("dirs/wav", ""))
         if self.kind() == "folder":
-            path = QFileDialog.getExistingDirectory(self, "Open a folder of wav files", start)
+            path = QFileDialog.getExistingDirectory(self, "Open a folder of audio files", start)
             if path:
                 self.set_folder(path)
         else:
-            path, _ = QFileDialog.getOpenFileName(self, "Open wav file", start, WAV_FILTER)
+            path, _ = QFileDialog.getOpenFileName(self, "Open audio file", start, WAV_FILTER)
             if path:
                 self.set_wav(path)
 
@@ -203,7 +204,7 @@ class SourceBar(QWidget):
 
     def _show_file(self) -> None:
         if not self.files:
-            self.file_label.setText("no wav files")
+            self.file_label.setText("no audio files")
         else:
             self.file_label.setText(f"{self.index + 1}/{len(self.files)}  {self.files[self.index].name}")
         self.set_enabled_for(False)

@@ -60,7 +60,7 @@ def setup_ui(view) -> None:
         "classifier": QAction("Open &classifier…", view, triggered=view.choose_classifier),
         "no_classifier": QAction("&Remove classifier", view, triggered=view.remove_classifier),
         "categories": QAction("Open c&ategories…", view, triggered=view.choose_categories),
-        "wav": QAction("Open &wav file…", view, triggered=view.choose_wav),
+        "wav": QAction("Open &audio file…", view, triggered=view.choose_wav),
     }
     view.models_button = QPushButton("Models")
     view.models_button.setToolTip("Load a featurizer, classifier or categories file")

@@ -22,6 +22,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from core.audio.formats import DIALOG_FILTER
 from core.audio.sources import WavSource
 from core.errors import KwsError
 from kwsgui import APPLICATION, ORGANIZATION
@@ -167,7 +168,7 @@ class LiveView(QWidget):
             self.load_categories(path)
 
     def choose_wav(self) -> None:
-        if path := self._ask("Open wav file", "dirs/wav", "Wave files (*.wav);;All files (*)"):
+        if path := self._ask("Open audio file", "dirs/wav", DIALOG_FILTER):
             self.set_source_path(path)
 
     def set_source_path(self, path: str | Path) -> None:
@@ -199,7 +200,7 @@ class LiveView(QWidget):
             return self._start_mic(None)
         wav = Path(path) if path is not None else self.source.current_file()
         if wav is None or not wav.is_file():
-            self.show_error(f"{wav or 'no file chosen'}: no such wav file")
+            self.show_error(f"{wav or 'no file chosen'}: no such audio file")
             return False
         if path is not None and self.source.kind() != "folder":
             self.set_source_path(wav)

@@ -29,6 +29,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from core.audio.formats import DIALOG_FILTER
 from core.errors import KwsError
 from core.features.vad import RESET_ON, reset_trigger
 from core.vad.analysis import VadTrace, levels_of, signals_from_levels
@@ -95,7 +96,7 @@ class VadPanel(Panel):
             prow.addWidget(b)
         params_box = boxed("Parameters", grid, prow)
 
-        self.clip_path = PathField(settings, "vad/clip", caption="Clip", filt="Wave files (*.wav);;All files (*)")
+        self.clip_path = PathField(settings, "vad/clip", caption="Clip", filt=DIALOG_FILTER)
         self.load_button = QPushButton("Load clip")
         self.load_button.clicked.connect(lambda: self.load_clip())
         self.record_seconds = QDoubleSpinBox()
