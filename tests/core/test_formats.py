@@ -125,6 +125,8 @@ def test_lossy_formats_keep_the_features(clips, devkit, fmt):
     assert err.mean() < 0.25 * np.abs(f_bed - f_wav).mean()
 
 
+@pytest.mark.shared
+@pytest.mark.slow
 def test_kws_run_detects_seven_in_every_format(clips, devkit_args, tmp_path):
     folder = tmp_path / "sevens"
     folder.mkdir()
@@ -141,6 +143,8 @@ def test_kws_run_detects_seven_in_every_format(clips, devkit_args, tmp_path):
     assert "% seven >>>" in out
 
 
+@pytest.mark.shared
+@pytest.mark.slow
 def test_kws_eval_on_a_list_of_converted_clips(clips, devkit_args, tmp_path):
     lines = [f"{w}/{w}.{f}" for w in ("seven", "bed") for f in ("wav", *FORMATS)]
     (clips / "list.txt").write_text("\n".join(lines) + "\n")
@@ -153,6 +157,8 @@ def test_kws_eval_on_a_list_of_converted_clips(clips, devkit_args, tmp_path):
         assert by_path[f"{w}.flac"]["probability"] == by_path[f"{w}.wav"]["probability"]
 
 
+@pytest.mark.shared
+@pytest.mark.slow
 def test_kws_lists_and_dataset_on_folders_of_converted_clips(shared_data, devkit_args, tmp_path):
     """The same clips as WAV and as FLAC give the same lists and identical datasets; a folder of
     Vorbis / Opus / MP3 clips is listed and featurized whole."""
