@@ -9,8 +9,9 @@ flushed at the end, it returns what `resample` returns for the whole signal. It 
 ~60 ms of output (the filter's look-ahead plus soxr's block) until more input comes or `flush()`.
 
 It replaced a polyphase Kaiser FIR (scipy's resample_poly, beta 5, cut-off at the new Nyquist) that
-rippled 0.66 dB in the passband and let tones just above the new Nyquist alias back at -6.6 dB,
-while being ~100x slower; `kws bench` prints both side by side (core.audio.resample_bench).
+lost 0.05 dB at 85 % and 0.66 dB at 90 % of the new Nyquist, let tones just above it alias back at
+-6.6 dB (soxr: below -130 dB) and ran 3-17x slower; `kws bench` prints both side by side
+(core.audio.resample_bench).
 """
 
 from __future__ import annotations

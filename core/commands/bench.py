@@ -3,8 +3,9 @@ interpreter) beside the peers (onnxruntime streaming with state in/out, PyTorch 
 numpy, OpenBLAS reading the same weights), in one run, for two models: the ELL tutorial recipe
 (80 mel, 512 window, 2 x GRU 128, 31 classes; random weights, seeded) and the real DevKit model
 (../shared/data). Prints multiply-adds and weight bytes per frame and the achieved GFLOP/s and
-weight bandwidth, so the distance to the machine's limit is visible. Speed claims live here,
-never in tests."""
+weight bandwidth, so the distance to the machine's limit is visible. A resample section times
+our resampler beside its peers and measures their accuracy (core.audio.resample_bench). Speed
+claims live here, never in tests."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def add_arguments(p):
     p.add_argument("--repeat", type=int, default=7, help="measurements per row, the best counts (7)")
     p.add_argument("--threads", type=int, default=1, help="threads for the peers (1)")
     p.add_argument("--no-peers", action="store_true", help="skip onnxruntime and PyTorch")
+    p.add_argument("--no-resample", action="store_true",
+                   help="skip the resample section (ours = soxr HQ beside soxr VHQ, scipy's polyphase, librosa)")
     p.add_argument("--data", action="store_true", help="also time dataset building beside librosa")
     p.add_argument("--train", action="store_true",
                    help="also time training and compare the ELL recipe with ours on the same data")
@@ -346,6 +349,10 @@ def main(args) -> int:
         )
     for title, f, c in sets:
         bench_model(title, f, c, args.frames, args.threads, not args.no_peers)
+    if not args.no_resample:
+        from core.audio.resample_bench import bench_resample
+
+        bench_resample()
     if args.data or args.train:
         from core.train.bench import bench_dataset, bench_training
 

@@ -15,8 +15,8 @@ AMP = 0.5
 #   A * (10**(0.01/20) - 1) = 5.8e-4 (rolloff)  +  A * 10**(-120/20) = 5e-7 (stopband leakage)
 #   + float32 arithmetic: a few hundred taps, each product rounded at 2**-24 relative: ~sqrt(300) *
 #     6e-8 * A = 5e-7, plus the half-ulp rounding of the output (3e-8).
-# 6e-4 covers the sum with margin for the leakage and rounding terms, and is 60x tighter than the
-# 3.7e-2 the previous polyphase Kaiser filter reached (0.66 dB ripple), so it tells the two apart.
+# 6e-4 covers the sum with margin for the leakage and rounding terms, and is 5x tighter than the
+# 3.0e-3 the previous polyphase Kaiser filter reached on these tones, so it tells the two apart.
 PASSBAND_ATOL = 6e-4
 # Tones above the new Nyquist must vanish (no aliasing): 120 dB below the input, the HQ rejection
 # less its 5 dB margin; the previous filter let them through at -6.6 dB.
