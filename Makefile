@@ -6,13 +6,17 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.kwsgui-installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench setup sysdeps lint default-model clean
+.PHONY: run test fuzz bench setup sysdeps lint default-model clean
 
 run: setup
 	$(PY) main.py
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
+
+# >= 10,000 seeded mutations per file format, per-case timeout and memory cap (tests/fuzz).
+fuzz: setup
+	$(PY) scripts/fuzz.py
 
 bench: setup
 	$(VENV)/bin/kws bench
