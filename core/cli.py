@@ -15,7 +15,7 @@ COMMANDS = {
     "import": ("import_", "import an ELL or ONNX model into a .kwm model file"),
     "lists": ("lists", "training/validation/testing lists from folders of wavs (ELL make_training_list)"),
     "dataset": ("dataset", "featurize listed wavs into training rows, with augmentation (ELL make_dataset)"),
-    "synth": ("synth", "spoken keywords from espeak-ng in Speech Commands layout"),
+    "synth": ("synth", "spoken keywords from offline speech engines (espeak-ng, flite, festival, Piper)"),
     "train": ("train", "train a keyword spotter with PyTorch (ELL train_classifier)"),
     "add-vad": ("add_vad", "add a VAD that resets recurrent state at word ends (ELL add_vad)"),
     "vad": ("vad", "show the VAD's level, noise floor and segments on a wav, --plot (ELL vad_test)"),
@@ -26,12 +26,30 @@ COMMANDS = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, when it has one worth showing (a help text that
+    already talks about its default is left alone; a bare "(40)" at its end becomes
+    "(default: 40)"); descriptions keep their line breaks."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        d = action.default
+        if (d is None or d is False or d == "" or d is argparse.SUPPRESS or not action.option_strings
+                or action.nargs == 0 or "default" in text.lower()):
+            return text
+        bare = f"({d})".replace("%", "%%")
+        if text.endswith(bare):
+            text = text[: -len(bare)].rstrip()
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kws", description="kwsgui keyword spotting workbench")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         mod = importlib.import_module(f"core.commands.{module}")
-        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip())
+        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip(),
+                           formatter_class=HelpFormatter)
         mod.add_arguments(p)
         p.set_defaults(_module=mod)
     return parser
