@@ -2,6 +2,7 @@
 
     Target.preset("pi3")                       # armv7 hard float, Cortex-A53, NEON
     Target.host()                              # this machine: process triple, host cpu + features
+                                               # (KWS_HOST_CPU=x86-64-v2 builds for a baseline CPU)
     resolve_target("custom", triple=..., cpu=..., features=...)
 
 Objects are always position independent (PIC), so they link into shared libraries.
@@ -98,8 +99,16 @@ class Target:
 
     @classmethod
     def host(cls, opt_level: int = 3) -> Target:
+        """This machine. The environment variable KWS_HOST_CPU (e.g. x86-64-v2, x86-64-v3) builds
+        the host code for that CPU level instead of this CPU's own features: code that runs on any
+        machine of that level, and a way to check results across instruction sets."""
+        import os
+
         from core.compiler.build import host_cpu, host_features, host_triple
 
+        cpu = os.environ.get("KWS_HOST_CPU", "").strip()
+        if cpu:
+            return cls(host_triple(), cpu, "", opt_level, "host")
         return cls(host_triple(), host_cpu(), host_features(), opt_level, "host")
 
     @classmethod

@@ -10,7 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from compiler_helpers import clip_hops, real_clips, rel_err
+from compiler_helpers import clip_hops, float32_rtol, real_clips, rel_err
 from test_compiler_export import host_detections
 
 from core.compiler.build import compile_ir
@@ -150,7 +150,7 @@ def test_cross_build_runs_under_qemu_like_the_host(devkit, shared_data, tmp_path
         assert got == host_detections(devkit, clip), clip
         detected += bool(got)
         assert lines[-1].startswith("Average processing time: ")
-        # probabilities: within 1e-4 of the host JIT
+        # probabilities: within float32 summation-order noise of the host JIT (ARM vs x86 code)
         probs = np.array(
             [
                 [float(v) for v in ln.split()[1:]]
@@ -158,6 +158,7 @@ def test_cross_build_runs_under_qemu_like_the_host(devkit, shared_data, tmp_path
             ]
         )
         host_jit.reset()
-        ref = host_jit.run(clip_hops(clip, 512))
-        assert probs.shape == ref.shape and rel_err(probs, ref) <= 1e-4, clip
+        x = clip_hops(clip, 512)
+        ref = host_jit.run(x)
+        assert probs.shape == ref.shape and rel_err(probs, ref) <= float32_rtol([feat, clf], x), clip
     assert detected >= len(clips) // 2

@@ -3,7 +3,7 @@ interpreter frame by frame on real clips (probabilities within 1e-5 relative).""
 
 import numpy as np
 import pytest
-from compiler_helpers import check_parity, clip_hops, real_clips, rel_err
+from compiler_helpers import check_parity, clip_hops, float32_rtol, real_clips, rel_err
 
 from core.compiler.runtime import CompiledModel
 from core.graph.interpreter import Interpreter
@@ -142,6 +142,7 @@ def test_devkit_classifier_and_chain_on_real_clips(shared_data, devkit):
     cf, cc, both = CompiledModel(feat, "feat"), CompiledModel(clf, "clf"), CompiledModel([feat, clf], "kws")
     fi, ci = Interpreter(feat), Interpreter(clf)
     vad_id = clf.by_op("vad")[0].id
+    # worst error as a fraction of its float32 tolerance (features: absolute below 1, see below)
     resets, worst = 0, {"features": 0.0, "classifier": 0.0, "chain": 0.0}
     for path in real_clips(shared_data, per_word=1):
         x = clip_hops(path, 512)
@@ -152,13 +153,17 @@ def test_devkit_classifier_and_chain_on_real_clips(shared_data, devkit):
         p_ref = vals[ci.output_id]
         v = vals[vad_id][:, 0]
         resets += int(((v[:-1] == 1) & (v[1:] == 0)).sum())
-        worst["features"] = max(worst["features"], rel_err(cf.run(x), f_ref, 1.0))
-        worst["classifier"] = max(worst["classifier"], rel_err(cc.run(f_ref), p_ref))
+        # features: log(mel + 1) of an FFT magnitude; the FFT's float32 error is O(log2(n_fft) u)
+        # relative to the spectrum's norm (Higham, ch. 24) and the mel dot product adds sqrt(n) u of
+        # its terms, so 4 (log2(512) + sqrt(257)) u bounds the absolute error of log(1 + mel)
+        f_tol = 4 * (9 + np.sqrt(257)) * 2.0**-24
+        worst["features"] = max(worst["features"], rel_err(cf.run(x), f_ref, 1.0) / f_tol)
+        worst["classifier"] = max(worst["classifier"], rel_err(cc.run(f_ref), p_ref) / float32_rtol(clf, f_ref))
         p_chain = both.run(x)
-        worst["chain"] = max(worst["chain"], rel_err(p_chain, p_ref))
+        worst["chain"] = max(worst["chain"], rel_err(p_chain, p_ref) / float32_rtol([feat, clf], x))
         assert p_chain.argmax(1).tolist() == p_ref.argmax(1).tolist()
     assert resets >= 10, "VAD-triggered resets must be exercised"
-    assert worst["features"] < 1e-6 and worst["classifier"] <= 1e-5 and worst["chain"] <= 1e-5, worst
+    assert max(worst.values()) <= 1.0, worst
 
 
 def test_instances_are_independent(feats, devkit):
@@ -174,7 +179,7 @@ def test_instances_are_independent(feats, devkit):
         out_a.append(a.step(f))
         out_b.append(b.step(f))
     assert np.array_equal(out_a, out_b)
-    assert rel_err(np.array(out_a), ref) <= 1e-5
+    assert rel_err(np.array(out_a), ref) <= float32_rtol(clf, feats)
     a.reset()
     assert np.array_equal(a.run(feats), np.array(out_a))
 
@@ -188,7 +193,9 @@ def test_keyword_spotter_backends(shared_data, devkit):
     assert (auto.backend, auto.fallback_reason, interp.backend) == ("compiled", None, "interpreter")
     x, _ = read_wav(shared_data / "ell_examples" / "seven.wav")
     (fa, pa), (fi, pi) = auto.process(x), interp.process(x)
-    assert rel_err(pa, pi) <= 1e-5 and rel_err(fa, fi, 1.0) < 1e-6
+    frames = clip_hops(shared_data / "ell_examples" / "seven.wav", 512)
+    assert rel_err(pa, pi) <= float32_rtol([feat, clf], frames)
+    assert rel_err(fa, fi, 1.0) <= float32_rtol(feat, frames, 1.0)
     auto.reset()
     steps = [auto.step(b)[1] for b in clip_hops(shared_data / "ell_examples" / "seven.wav", 512)]
     assert np.array_equal(np.array(steps), pa)
