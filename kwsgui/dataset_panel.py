@@ -1,7 +1,8 @@
-"""Dataset panel: audio folders -> lists (caps, bad list) -> per-class counts; espeak-ng
-keywords; featurized training/validation/testing datasets with progress, Stop and the skipped
-files. The jobs (kwsgui.dataset_task) are plain compositions of core.data calls; the build runs
-in a child process (kwsgui.subproc), so featurizing never competes with the GUI for the GIL."""
+"""Dataset panel: audio folders -> lists (caps, bad list) -> per-class counts; synthetic
+keywords (espeak-ng, flite, festival, Piper); featurized training/validation/testing datasets
+with progress, Stop and the skipped files. The jobs (kwsgui.dataset_task) are plain
+compositions of core.data calls; the build runs in a child process (kwsgui.subproc), so
+featurizing never competes with the GUI for the GIL."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
@@ -94,10 +96,16 @@ class DatasetPanel(Panel):
         self.per_word.setRange(1, 10000)
         self.per_word.setValue(int(s.value("dataset/synth_per_word", 20)))
         self.synth_out = PathField(s, "dataset/synth_dir", mode="dir", caption="Synthesized words go to")
-        self.synth_button = QPushButton("Synthesize with espeak-ng")
+        self.synth_button = QPushButton("Synthesize")
         self.synth_button.clicked.connect(self.synthesize)
+        self.engine_boxes = self._engine_boxes(s)
+        engine_row = QHBoxLayout()
+        for box in self.engine_boxes.values():
+            engine_row.addWidget(box)
+        engine_row.addStretch(1)
         sf = QFormLayout()
         sf.addRow("Words", self.words)
+        sf.addRow("Engines", engine_row)
         sf.addRow("Clips per word", self.per_word)
         sf.addRow("Output folder", self.synth_out)
         synth_box = boxed("Synthetic keywords (optional)", sf, self.synth_button)
@@ -167,6 +175,28 @@ class DatasetPanel(Panel):
         for b in (self.lists_button, self.synth_button, self.build_button):
             b.setEnabled(not busy)
 
+    @staticmethod
+    def _engine_boxes(s) -> dict[str, QCheckBox]:
+        """One checkbox per speech engine; a missing one is disabled and says what to install. Only the
+        cheap presence check runs here (voices are listed in the job)."""
+        from core.data.speech import ENGINE_NAMES, engine
+
+        chosen = s.value("dataset/synth_engines", None)
+        chosen = set(chosen if isinstance(chosen, list) else [chosen] if chosen else ENGINE_NAMES)
+        boxes = {}
+        for name in ENGINE_NAMES:
+            e = engine(name)
+            box = QCheckBox(name)
+            why = e.missing()
+            box.setEnabled(why is None)
+            box.setChecked(why is None and name in chosen)
+            box.setToolTip(f"missing: {why}" if why else e.description)
+            boxes[name] = box
+        return boxes
+
+    def chosen_engines(self) -> list[str]:
+        return [n for n, b in self.engine_boxes.items() if b.isEnabled() and b.isChecked()]
+
     def _show_featurizer(self) -> None:
         m = self.live.models if self.live is not None else None
         name = "built-in" if m is None or m.featurizer_path == BUILTIN else Path(m.featurizer_path).name
@@ -203,6 +233,7 @@ class DatasetPanel(Panel):
             self.remember(f"dataset/{key}", box.value())
         self.remember("dataset/background", self.background.text())
         self.remember("dataset/synth_words", self.words.text())
+        self.remember("dataset/synth_engines", self.chosen_engines())
 
     # ------------------------------------------------------------------ jobs
     def make_lists(self) -> bool:
@@ -245,12 +276,18 @@ class DatasetPanel(Panel):
         if not words or not out:
             self.show_error("give words (comma-separated) and an output folder")
             return False
+        engines = self.chosen_engines()
+        if not engines:
+            self.show_error("choose at least one speech engine (missing ones say what to install)")
+            return False
         per, jobs = self.per_word.value(), self.jobs.value()
-        return self.run_job("Synthesize", lambda ctx: synth_job(words, out, per, max(2, jobs), ctx),
+        return self.run_job("Synthesize", lambda ctx: synth_job(words, out, per, max(2, jobs), ctx, engines),
                             on_result=lambda r: self._synth_done(out, r))
 
     def _synth_done(self, out: str, result) -> None:
-        self.summary.setText(f"synthesized {len(result.written)} clips into {out}")
+        times = ", ".join(f"{n} {t.ms_per_utterance:.0f} ms" for n, t in result.timing.items())
+        self.summary.setText(f"synthesized {len(result.written)} clips into {out}"
+                             + (f"\nper clip: {times}" if times else ""))
         self.skipped.clear()
         for _, reason in result.skipped:
             self.skipped.addItem(reason)

@@ -1,5 +1,5 @@
 """The Dataset panel's jobs (Qt-free: the build runs in a child process): lists, featurized
-training/validation/testing datasets, espeak-ng keywords, each a plain composition of core.data
+training/validation/testing datasets, synthetic keywords, each a plain composition of core.data
 calls reporting through a job context, with frozen reports."""
 
 from __future__ import annotations
@@ -96,10 +96,10 @@ def build_job(lists_dir: str, outdir: str, featurizer: Graph, fmeta: dict, dcfg:
     return BuildReport(str(out), tuple(files), counts, tuple(skipped))
 
 
-def synth_job(words: list[str], outdir: str, per_word: int, jobs: int, ctx):
+def synth_job(words: list[str], outdir: str, per_word: int, jobs: int, ctx, engines: list[str] | None = None):
+    """Synthetic keywords; core names each stage (finding engines and voices, synthesizing with ...)."""
     from core.data.synth import SynthConfig, synthesize
 
-    ctx.stage("finding espeak-ng voices")
     out = check_output_dir(outdir)
-    return synthesize(words, out, SynthConfig(per_word=per_word), jobs=jobs, progress=ctx.progress,
-                      cancel=ctx.cancel)
+    cfg = SynthConfig(per_word=per_word, engines=tuple(engines) if engines else None)
+    return synthesize(words, out, cfg, jobs=jobs, progress=ctx.progress, stage=ctx.stage, cancel=ctx.cancel)

@@ -63,11 +63,13 @@ def main(args) -> int:
     if args.list_voices:
         for name in SynthConfig(**cfg_args).engines or ENGINE_NAMES:
             e = engine(name)
-            why = e.missing()
+            try:
+                why, voices = e.missing(), e.voices()
+            except DataError as err:
+                why = str(err)
             if why:
                 print(f"{name}: missing: {why}")
                 continue
-            voices = e.voices()
             print(f"{name}: {len(voices)} voices ({e.description})")
             if name == "espeak":
                 plain = [v for v in voices if "+" not in v]

@@ -112,6 +112,11 @@ def open_engines(cfg: SynthConfig) -> tuple[list[Engine], dict[str, str]]:
     for name in names:
         e = engine(name)
         why = e.missing()
+        if why is None:
+            try:
+                e.voices()  # a program without a usable voice is missing too
+            except DataError as err:
+                why = str(err)
         if why:
             missing[name] = why
         else:

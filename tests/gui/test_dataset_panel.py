@@ -117,13 +117,18 @@ def test_stop_writes_nothing_and_errors_show_once(qtbot, panel, audio_dir, tmp_p
     assert panel.lists_button.isEnabled()
 
 
-def test_espeak_keywords_become_an_audio_folder(qtbot, panel, tmp_path):
-    import shutil
-
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+def test_synthetic_keywords_from_chosen_engines_become_an_audio_folder(qtbot, panel, tmp_path, monkeypatch):
+    """The engines are offered (all installed here: scripts/sysdeps.sh, pyproject.toml); the job's
+    progress names what it does (finding engines, then synthesizing), and the clips form a folder."""
     from core.audio.wav import read_wav
 
+    assert list(panel.engine_boxes) == ["espeak", "flite", "festival", "piper"]
+    assert all(b.isEnabled() for b in panel.engine_boxes.values())
+    for name, box in panel.engine_boxes.items():
+        box.setChecked(name in ("flite", "festival"))
+    texts = []
+    show = panel.job_bar.update_progress
+    monkeypatch.setattr(panel.job_bar, "update_progress", lambda p: (texts.append(p.text), show(p)))
     out = tmp_path / "synth"
     panel.words.setText("seven")
     panel.per_word.setValue(2)
@@ -131,7 +136,28 @@ def test_espeak_keywords_become_an_audio_folder(qtbot, panel, tmp_path):
     summary = run(qtbot, panel, panel.synthesize)
     assert summary.completed, panel.error.text()
     wavs = sorted((out / "seven").glob("*_nohash_*.wav"))
-    assert len(wavs) == 2 and panel.summary.text() == f"synthesized 2 clips into {out}"
+    assert [w.name.split("-")[0] for w in wavs] == ["festival", "flite"]  # one each: spread over the engines
+    assert panel.summary.text().startswith(f"synthesized 2 clips into {out}\nper clip: flite ")
+    assert "finding speech engines and voices" in texts and texts[-1] == "synthesizing with flite, festival"
     x, rate = read_wav(wavs[0])
     assert rate == 16000 and len(x) == 16000 and np.abs(x).max() > 0.1  # 1 s of speech, centred
     assert str(out) in panel.folder_list()  # ready for Make lists
+
+
+def test_a_missing_engine_is_offered_disabled_with_what_to_install(qtbot, settings, monkeypatch):
+    import core.data.speech.process as process
+    from kwsgui.dataset_panel import DatasetPanel
+
+    real = process.shutil.which
+    monkeypatch.setattr(process.shutil, "which", lambda name: None if name == "flite" else real(name))
+    p = DatasetPanel(settings=settings)
+    qtbot.addWidget(p)
+    box = p.engine_boxes["flite"]
+    assert not box.isEnabled() and not box.isChecked()
+    assert box.toolTip() == "missing: flite not found (install: apt-get install -y flite)"
+    assert p.engine_boxes["espeak"].isEnabled() and "flite" not in p.chosen_engines()
+    for b in p.engine_boxes.values():
+        b.setChecked(False)
+    p.synth_out.set_path(settings.fileName() + ".synth")
+    assert not p.synthesize() and "choose at least one speech engine" in p.error.text()
+    p.shutdown()

@@ -87,7 +87,9 @@ class Engine:
         return self.missing() is None
 
     def voices(self) -> tuple[str, ...]:
-        """The voices that synthesize here (empty when the engine is missing)."""
+        """The voices that synthesize here (empty when the engine is missing). `missing()` is cheap (a
+        program or package lookup); this may run the synthesizer, and raises DataError when it has
+        no usable voice."""
         if not self.available():
             return ()
         with self._lock:

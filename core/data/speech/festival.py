@@ -43,20 +43,17 @@ class Festival(Engine):
         self._pool = WorkerPool(lambda: Worker([which(PROGRAM), "--pipe"], PROGRAM, reply="stderr"))
 
     def _missing(self) -> str | None:
-        if not which(PROGRAM):
-            return f"{PROGRAM} not found"
-        try:
-            voices = self._ask("(format stderr \"%l\\n\" (voice.list))")
-        except DataError as e:
-            return str(e)
-        finally:
-            self._pool.close_all()
-        names = voices[-1].strip("()").split() if voices else []
-        self._listed = [v for v in names if _NAME.match(v)]
-        return None if self._listed else "no festival voice installed"
+        return None if which(PROGRAM) else f"{PROGRAM} not found"
 
     def _voices(self) -> list[str]:
-        return list(self._listed)
+        try:
+            lines = self._ask('(format stderr "%l\\n" (voice.list))')
+        finally:
+            self._pool.close_all()
+        names = [v for v in (lines[-1].strip("()").split() if lines else []) if _NAME.match(v)]
+        if not names:
+            raise DataError(f"no festival voice installed (install: {self.install})")
+        return names
 
     def pitch_control(self, voice: str) -> str:
         return "resampling" if voice.endswith("_hts") else "engine"
