@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
 
         def progress(i, report, name=name, t0=t0):
-            if (i + 1) % 1000 == 0:
+            if i >= 0 and (i + 1) % 1000 == 0:
                 print(f"  {report.summary()} ({time.monotonic() - t0:.0f} s)", flush=True)
 
         report = campaign(formats[name], args.cases, args.seed, timeout_s=args.timeout,

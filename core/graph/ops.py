@@ -34,6 +34,14 @@ def _is_num(v) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)
 
 
+def _show(v) -> str:
+    return repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+
+
+def _bound(x: float) -> str:
+    return str(int(x)) if math.isfinite(x) and float(x).is_integer() else f"{x:g}"
+
+
 @dataclass(frozen=True)
 class Attr:
     """An attribute an op reads: its kind and range. `check_attrs` refuses a node whose value does
@@ -61,24 +69,26 @@ class Attr:
         """None if `v` fits, else what is wrong (phrased to follow the attribute's name)."""
         if v is None and self.nullable:
             return None
-        rng = f" in [{self.lo:g}, {self.hi:g}]"
+        rng = "" if math.isinf(self.lo) and math.isinf(self.hi) else f" in [{_bound(self.lo)}, {_bound(self.hi)}]"
         if self.kind == "bool":
-            return None if isinstance(v, (bool, np.bool_)) else f"must be true or false, got {str(v)[:40]!r}"
+            return None if isinstance(v, (bool, np.bool_)) else f"must be true or false, got {_show(v)}"
         if self.kind == "str":
             return None if isinstance(v, str) and v in self.choices else (
-                f"must be one of {', '.join(self.choices)}, got {str(v)[:40]!r}")
+                f"must be one of {', '.join(self.choices)}, got {_show(v)}")
         if self.kind in ("int", "num"):
             word = "an integer" if self.kind == "int" else "a finite number"
-            return None if self._scalar(v) else f"must be {word}{rng}, got {str(v)[:40]!r}"
+            return None if self._scalar(v) else f"must be {word}{rng}, got {_show(v)}"
         if not isinstance(v, (list, tuple)) or len(v) > self.max_len:
-            return f"must be a list of at most {self.max_len} values, got {str(v)[:40]!r}"
+            return f"must be a list of at most {self.max_len} values, got {_show(v)}"
         for x in v:
             if self.kind == "pairs":
                 ok = isinstance(x, (list, tuple)) and len(x) == 2 and all(self._scalar(y) for y in x)
             else:
                 ok = (x is None and self.kind == "opt_ints") or self._scalar(x)
             if not ok:
-                return f"has an entry {str(x)[:40]!r} that is not {self.kind[:-1]}{rng}"
+                word = {"ints": "an integer", "nums": "a finite number", "opt_ints": "an integer or null",
+                        "pairs": "a pair of integers"}[self.kind]
+                return f"has an entry {_show(x)} that is not {word}{rng}"
         return None
 
 
