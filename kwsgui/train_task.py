@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
+from core.quiet import onnx_export_warnings
 from core.train.config import TrainConfig
 
 
@@ -72,7 +73,8 @@ def train_job(dataset: str, outdir: str, cfg: TrainConfig, resume: bool, ctx) ->
     ctx.progress(trainer.start_epoch * n_batches, cfg.epochs * n_batches, "training")
     result = trainer.fit()
     ctx.stage("testing and writing the model")
-    result = trainer.finish()
+    with onnx_export_warnings():  # finish() exports model.onnx
+        result = trainer.finish()
     conf = tuple(tuple(int(v) for v in row) for row in result.confusion) if result.confusion else None
     return TrainReport(str(outdir), result.interrupted, len(result.log), result.test_accuracy, conf,
                        tuple(result.categories), dict(result.outputs), splits.train.featurizer.get("file"),

@@ -35,7 +35,7 @@ def add_arguments(p):
     p.add_argument("--train", action="store_true",
                    help="also time training and compare the ELL recipe with ours on the same data")
     p.add_argument("--train-data", metavar="DIR", help="featurized splits for --train (default: the real sample)")
-    p.add_argument("--train-epochs", type=int, default=10, metavar="N")
+    p.add_argument("--train-epochs", type=int, default=10, metavar="N", help="epochs per model for --train")
     p.add_argument("--gui", action="store_true",
                    help="instead: the GUI's worst stall while training, building, compiling and tuning run, and "
                         "the live view's frame rate (runs `python -m kwsgui.bench`; Qt stays out of core)")
@@ -236,6 +236,7 @@ def _peers(t: Table, classifier, feats, n, threads) -> None:
     import torch
 
     from core.graph.to_torch import build_module, export_streaming_onnx, sigmoid_gated
+    from core.quiet import onnx_export_warnings
 
     torch.set_num_threads(threads)
     g = sigmoid_gated(classifier)
@@ -261,7 +262,8 @@ def _peers(t: Table, classifier, feats, n, threads) -> None:
     t.row("PyTorch eager", clf=per_frame_us(torch_step, min(n, 1000)), note=note)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "clf.onnx"
-        names = export_streaming_onnx(g, path)
+        with onnx_export_warnings():
+            names = export_streaming_onnx(g, path)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -354,12 +356,14 @@ def main(args) -> int:
 
         bench_resample()
     if args.data or args.train:
+        from core.quiet import onnx_export_warnings
         from core.train.bench import bench_dataset, bench_training
 
         if args.data:
             bench_dataset()
         if args.train:
-            bench_training(args.train_data, args.train_epochs)
+            with onnx_export_warnings():  # each trained model is exported to ONNX
+                bench_training(args.train_data, args.train_epochs)
     return 0
 
 

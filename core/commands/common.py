@@ -55,3 +55,8 @@ def existing_file(path: str) -> Path:
     if not p.is_file():
         raise argparse.ArgumentTypeError(f"{path}: no such file")
     return p
+
+
+def time_text(seconds: float) -> str:
+    """A per-frame processing time with its unit, e.g. '0.0342 ms per frame'."""
+    return f"{1e3 * seconds:.3g} ms per frame"

@@ -27,7 +27,7 @@ def add_arguments(p):
         help="FEATURIZER [CLASSIFIER] (.kwm, .ell or .onnx); two are chained into one module",
     )
     p.add_argument(
-        "--target", "-t", default="host", help=f"target preset: {', '.join(preset_names())} (default host)"
+        "--target", default="host", help=f"target preset: {', '.join(preset_names())} (default host)"
     )
     p.add_argument("--triple", help="a custom LLVM target triple (overrides --target)")
     p.add_argument("--cpu", help="target CPU name (e.g. cortex-a72)")
@@ -36,7 +36,8 @@ def add_arguments(p):
     p.add_argument(
         "--module-name", "-n", default="model", help="C identifier prefixing the API (default model)"
     )
-    p.add_argument("--outdir", "-o", help="output folder (default: ./MODULE_NAME)")
+    p.add_argument("-o", "--output", "--outdir", dest="outdir", metavar="OUTDIR",
+                   help="output folder (default: ./MODULE_NAME)")
     p.add_argument("--categories", "-cat", metavar="T", help="categories file, one label per line")
     p.add_argument("--emit-ir", action="store_true", help="also write the LLVM IR (MODULE_NAME.ll)")
 

@@ -34,9 +34,9 @@ def add_arguments(p):
     p.add_argument("--featurizer", "-f", required=True, metavar="F", help="featurizer model (.kwm or .ell)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output .npz (with --lists: an output folder)")
-    p.add_argument("--categories", "-c", metavar="T",
+    p.add_argument("--categories", "-cat", metavar="T",
                    help="categories file (default: categories.txt beside the list)")
-    p.add_argument("--window-frames", "-ws", type=int, default=40, metavar="N", help="frames per row (40)")
+    p.add_argument("--window-frames", "-wf", type=int, default=40, metavar="N", help="frames per row (40)")
     p.add_argument("--shift-frames", "-s", type=int, default=40, metavar="N", help="frames between rows (40)")
     p.add_argument("--sample-rate", type=int, metavar="SR",
                    help="audio rate for a featurizer that does not state one")

@@ -3,7 +3,12 @@ frame (or the mean) decides; --reset resets the model per clip, otherwise the li
 continuous stream. Prints a running pass rate, the final pass rate, per-class accuracy, a
 confusion matrix and the average processing time per frame. --stream also measures detection on a
 long stream assembled from the clips, silence gaps and background noise (hits, misses, FA/h).
---compare (or --modes) runs reset per clip, continuous and continuous + VAD side by side."""
+--compare (or --modes) runs reset per clip, continuous and continuous + VAD side by side.
+
+A continuous stream over a list sorted by word flatters the model (each clip follows clips of the
+same word), so the continuous and VAD modes play the clips in a shuffled order (seeded by --seed;
+--no-shuffle keeps the list's order); the output says which. Clips that cannot be read are
+skipped, counted and the first few named."""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ import json
 import sys
 
 from core.commands import eval_modes
-from core.commands.common import add_model_arguments, resolve_models
-from core.evaluate.passrate import DECISIONS, confusion_text, evaluate_clips, read_list
+from core.commands.common import add_model_arguments, resolve_models, time_text
+from core.evaluate.passrate import DECISIONS, confusion_text, evaluate_clips, play_order, read_list, skipped_summary
 from core.fsutil import write_text_atomic
 from core.pipeline import KeywordSpotter
 
@@ -22,17 +27,20 @@ def add_arguments(p):
     p.add_argument("--list-file", "-l", required=True, help="wav paths relative to the list's folder")
     p.add_argument("--reset", "-r", action="store_true", help="reset the model state before each clip")
     p.add_argument("--decision", choices=DECISIONS, default="best", help="best frame (ELL) or mean over frames")
-    p.add_argument("--max-tests", type=int, help="evaluate only the first N clips")
+    p.add_argument("--max-tests", type=int, metavar="N", help="evaluate only the first N clips of the list")
+    p.add_argument("--no-shuffle", dest="shuffle", action="store_false",
+                   help="continuous and VAD modes: play the clips in the list's order (by default shuffled, "
+                        "so that clips of one word do not follow each other)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the clip-order shuffle and of the --stream")
     p.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no per-clip lines")
     s = p.add_argument_group("streaming detection (--stream)")
     s.add_argument("--stream", action="store_true", help="also score detection on an assembled long stream")
     s.add_argument("--noise-dir", help="background noise wavs mixed under the stream")
-    s.add_argument("--snr-db", type=float, default=20.0)
-    s.add_argument("--threshold", type=float, default=0.6)
-    s.add_argument("--smoothing", type=int, default=0)
+    s.add_argument("--snr-db", type=float, default=20.0, help="speech-to-noise ratio of the stream in dB")
+    s.add_argument("--threshold", type=float, default=0.6, help="a detection needs a probability above this")
+    s.add_argument("--smoothing", type=int, default=0, metavar="N", help="average the last N frames (0: off)")
     s.add_argument("--ignore", default="", help="labels not scored (e.g. background_noise)")
-    s.add_argument("--seed", type=int, default=0)
     eval_modes.add_arguments(p)
 
 
@@ -42,8 +50,10 @@ def main(args) -> int:
         raise SystemExit("kws eval: needs a classifier")
     clips = read_list(args.list_file)[: args.max_tests]
     modes = eval_modes.wanted(args)
+    continuous = any(m != "reset" for m in modes) if modes else not args.reset
+    clips, order = play_order(clips, continuous=continuous, shuffle=args.shuffle, seed=args.seed)
     if modes:
-        return eval_modes.run(args, featurizer, classifier, cats, clips, modes)
+        return eval_modes.run(args, featurizer, classifier, cats, clips, modes, order)
     spotter = KeywordSpotter(featurizer, classifier)
 
     def progress(k, res):
@@ -56,15 +66,16 @@ def main(args) -> int:
     res = evaluate_clips(spotter, cats, clips, reset=args.reset, decision=args.decision, progress=progress)
     mode = "reset per clip" if args.reset else "continuous"
     print(f"\n{res.passed} passed, {len(res.results) - res.passed} failed, pass rate of {100 * res.rate:.2f} % "
-          f"({mode}, {args.decision} frame)")
+          f"({mode}, {args.decision} frame; clip order: {order})")
     if res.skipped:
-        print(f"skipped {len(res.skipped)} unreadable files:", *res.skipped, sep="\n  ", file=sys.stderr)
+        print(skipped_summary(res.skipped), file=sys.stderr)
     print("\nper-class accuracy:")
     for label, (ok, total) in sorted(res.per_class().items()):
         print(f"  {label:<20} {ok:4d}/{total:<4d} {100 * ok / total:6.1f}%")
     print("\nconfusion matrix (rows expected, columns predicted by index):")
     print(confusion_text(res))
-    out = {"list": str(args.list_file), "mode": mode, "decision": args.decision, **res.to_dict()}
+    out = {"list": str(args.list_file), "mode": mode, "decision": args.decision, "order": order,
+           **res.to_dict()}
     if args.stream:
         from pathlib import Path
 
@@ -80,7 +91,7 @@ def main(args) -> int:
               f"{m.hits} hits, {m.misses} misses, {m.false_accepts} false accepts "
               f"({m.fa_per_hour:.1f} FA/h) at threshold {args.threshold}, smoothing {args.smoothing}")
         out["stream"] = m.to_dict()
-    print(f"\nAverage processing time: {res.time_per_frame_s}")
+    print(f"\nAverage processing time: {time_text(res.time_per_frame_s)}")
     if args.json:
         write_text_atomic(args.json, json.dumps(out, indent=1))
     return 0

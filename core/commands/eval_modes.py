@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from core.evaluate.passrate import skipped_summary
 from core.evaluate.stream import detection_metrics
 from core.fsutil import write_text_atomic
 from core.progress import Progress
@@ -42,12 +43,13 @@ def _pct(ok: int, n: int) -> str:
     return f"{ok:4d}/{n:<4d} {100 * ok / n:5.1f} %" if n else "-"
 
 
-def run(args, featurizer, classifier, cats, clips, modes: tuple[str, ...]) -> int:
+def run(args, featurizer, classifier, cats, clips, modes: tuple[str, ...], order: str) -> int:
+    """`clips` are in playing order already (`order` says how it was made: shuffled or the list's)."""
     params = load_params(args.vad_params) if args.vad_params else None
     graphs = mode_graphs(classifier, featurizer, params, args.featurizer)
-    print(f"modes: {', '.join(TITLES[m] for m in modes)}; VAD: {graphs.source}")
+    print(f"modes: {', '.join(TITLES[m] for m in modes)}; VAD: {graphs.source}; clip order: {order}")
     out: dict = {"list": str(args.list_file), "decision": args.decision, "vad_source": graphs.source,
-                 "vad_params": graphs.params.to_dict(), "modes": list(modes)}
+                 "vad_params": graphs.params.to_dict(), "modes": list(modes), "order": order}
 
     bars: dict[str, Progress] = {}
 
@@ -62,7 +64,7 @@ def run(args, featurizer, classifier, cats, clips, modes: tuple[str, ...]) -> in
     n = len(next(iter(rates.values())).results)
     skipped = next(iter(rates.values())).skipped
     if skipped:
-        print(f"skipped {len(skipped)} unreadable files (first: {skipped[0]})", file=sys.stderr)
+        print(skipped_summary(skipped), file=sys.stderr)
     out["list_results"] = {m: r.to_dict() for m, r in rates.items()}
 
     stream_cmp = None
@@ -110,7 +112,7 @@ def run(args, featurizer, classifier, cats, clips, modes: tuple[str, ...]) -> in
         print(f"stream: {st.duration_s / 60:.1f} min, {len(st.labels)} words, {st.name}"
               f"{' (' + Path(args.noise_dir).name + ')' if args.noise_dir else ''}; hits/FA at threshold "
               f"{args.threshold}, smoothing {args.smoothing}; reset = restart at each clip's start")
-    print(f"({n} clips, {args.decision} frame per clip)")
+    print(f"({n} clips, {args.decision} frame per clip; clip order: {order})")
     if args.json:
         write_text_atomic(args.json, json.dumps(out, indent=1))
     return 0

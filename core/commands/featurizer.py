@@ -11,19 +11,22 @@ from core.graph.summary import summary_text
 def add_arguments(p):
     d = FeaturizerConfig()
     p.add_argument("-o", "--output", required=True, metavar="F", help="output model file (.kwm)")
-    p.add_argument("--sample-rate", "-r", type=int, default=d.sample_rate)
+    p.add_argument("--sample-rate", "-sr", type=int, default=d.sample_rate, help="audio sample rate in Hz")
     p.add_argument("--window-size", "-ws", type=int, default=d.window_size, help="samples per FFT frame")
     p.add_argument("--hop-length", "--input-buffer-size", "-ib", type=int, default=d.hop_length, dest="hop_length",
                    help="new samples per frame (ELL's input_buffer_size)")
     p.add_argument("--nfft", type=int, default=None, help="FFT size (default: next power of two >= window)")
-    p.add_argument("--filterbank", "-t", choices=["mel", "linear", "none"], default=d.filterbank)
-    p.add_argument("--filterbank-size", "-fs", type=int, default=d.n_filters, dest="n_filters")
+    p.add_argument("--filterbank", "-fb", choices=["mel", "linear", "none"], default=d.filterbank,
+                   help="filter bank applied to the FFT magnitude")
+    p.add_argument("--filterbank-size", "-fs", type=int, default=d.n_filters, dest="n_filters",
+                   help="number of filters (features per frame)")
     p.add_argument("--log", action="store_true", default=d.log, help="log(x + log_delta) (default on)")
-    p.add_argument("--no-log", action="store_false", dest="log")
-    p.add_argument("--log-delta", type=float, default=d.log_delta)
+    p.add_argument("--no-log", action="store_false", dest="log", help="no log: linear filter bank energies")
+    p.add_argument("--log-delta", type=float, default=d.log_delta, help="added before the log: log(x + delta)")
     p.add_argument("--dct", action="store_true", help="DCT-II after the log (MFCC)")
     p.add_argument("--power-spec", action="store_true", help="|X|^2 / nfft instead of |X|")
-    p.add_argument("--window", choices=["hamming", "hann", "none"], default=d.window)
+    p.add_argument("--window", choices=["hamming", "hann", "none"], default=d.window,
+                   help="window function (ELL: symmetric Hamming)")
     p.add_argument("--iir", action="store_true", help="pre-emphasis FIR x[n] - a x[n-1] before framing")
     p.add_argument("--pre-emphasis", "-pe", type=float, default=0.97, help="pre-emphasis coefficient (with --iir)")
     p.add_argument("--no-auto-scale", action="store_false", dest="auto_scale",

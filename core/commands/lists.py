@@ -2,37 +2,48 @@
 Speech Commands layout (ELL's make_training_list). Word folders starting with `_` are skipped.
 A folder's own testing_list.txt / validation_list.txt are honoured; otherwise files are split by
 speaker (the name before `_nohash_`), so no speaker is in two splits. Several AUDIO_DIRs are
-merged (e.g. real recordings plus `kws synth` output): then -o is required. List lines are paths
-relative to the folder holding the list (`word/file.wav` when the lists sit in AUDIO_DIR)."""
+merged (e.g. real recordings plus `kws synth` output). The lists go to -o OUTDIR; nothing is
+written into a data folder unless --in-place asks for it (a dataset's own lists are then kept once
+as *.orig.txt). List lines are paths relative to the folder holding the list (`word/file.wav` when
+the lists sit in AUDIO_DIR)."""
 
 from __future__ import annotations
 
 from core.data.lists import ListsConfig, check_output_dir, default_output, make_lists, write_lists
+from core.errors import DataError
 
 
 def add_arguments(p):
     p.add_argument("audio_dirs", nargs="+", metavar="AUDIO_DIR", help="folder(s) of word sub-folders of wavs")
-    p.add_argument("-o", "--output", metavar="OUTDIR",
-                   help="where the lists go (default: AUDIO_DIR, which must then be writable)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", metavar="OUTDIR", help="where the lists go (required unless --in-place)")
+    out.add_argument("--in-place", action="store_true",
+                     help="write the lists into the one AUDIO_DIR itself (replacing its own lists, "
+                          "which are kept once as *.orig.txt)")
     p.add_argument("--max-files-per-dir", "-max", type=int, metavar="N",
                    help="at most N training files per word, chosen at random (seeded)")
     p.add_argument("--bad-list", "-b", metavar="FILE",
                    help="files to leave out of every list: lines word/file.wav (relative to "
                         "AUDIO_DIR) or absolute paths")
     p.add_argument("--validation-percent", type=float, default=10.0, metavar="P",
-                   help="for folders without their own lists: share of speakers for validation (10)")
+                   help="for folders without their own lists: share of speakers for validation")
     p.add_argument("--testing-percent", type=float, default=10.0, metavar="P",
-                   help="for folders without their own lists: share of speakers for testing (10)")
+                   help="for folders without their own lists: share of speakers for testing")
     p.add_argument("--background-class", metavar="LABEL",
                    help="add LABEL as class 0 of categories.txt (filled by `kws dataset --background-rows`)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for --max-files-per-dir (0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --max-files-per-dir")
 
 
 def main(args) -> int:
     cfg = ListsConfig(max_files_per_dir=args.max_files_per_dir, seed=args.seed,
                       validation_percent=args.validation_percent, testing_percent=args.testing_percent,
                       bad_list=args.bad_list, background_class=args.background_class)
-    outdir = check_output_dir(args.output) if args.output else default_output(args.audio_dirs)
+    if args.output:
+        outdir = check_output_dir(args.output)
+    elif args.in_place:
+        outdir = default_output(args.audio_dirs)
+    else:
+        raise DataError("say where the lists go: -o OUTDIR (or --in-place to write them into AUDIO_DIR itself)")
     lists = make_lists(args.audio_dirs, cfg)
     for root, src in lists.sources.items():
         c = src["counts"]

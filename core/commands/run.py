@@ -1,13 +1,17 @@
 """Detect keywords in a wav file, a folder of wavs, or live from the microphone (ELL's
-test_audio / run_classifier). Prints `<<< DETECTED (i) NN% label >>>` lines, then the average
-processing time per frame in seconds."""
+test_audio / run_classifier). Prints `<<< DETECTED (i) NN% label >>>` lines ("no detection in
+FILE" when a file has none), then the average processing time per frame in milliseconds. With
+--wav-dir, files that cannot be read are skipped and listed at the end."""
 
 from __future__ import annotations
 
 import sys
 
-from core.commands.common import add_model_arguments, resolve_models
+from core.commands.common import add_model_arguments, resolve_models, time_text
+from core.errors import AudioError, KwsError
 from core.pipeline import Detector, KeywordSpotter
+
+SHOW_SKIPPED = 5  # unreadable files named at the end of a --wav-dir run (the rest are counted)
 
 
 def add_arguments(p):
@@ -20,10 +24,10 @@ def add_arguments(p):
     src.add_argument("--device", type=int, metavar="N", help="microphone device index (see --list-devices)")
     src.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     src.add_argument("--duration", type=float, metavar="S", help="microphone: stop after S seconds")
-    src.add_argument("--sample-rate", "-s", type=int, metavar="SR",
+    src.add_argument("--sample-rate", "-sr", type=int, metavar="SR",
                      help="microphone rate to open (default: the featurizer's; audio is resampled to it)")
     post = p.add_argument_group("post-processing")
-    post.add_argument("--threshold", "-t", type=float, default=0.6, help="report above this probability (0.6)")
+    post.add_argument("--threshold", "-t", type=float, default=0.6, help="report above this probability")
     post.add_argument("--smoothing", type=int, default=0, metavar="N", help="average the last N frames (0: off)")
     post.add_argument("--ignore", default="", metavar="LABEL,...", help="labels never reported")
     p.add_argument("--verbose", "-v", action="store_true", help="print the best label of every frame")
@@ -69,30 +73,64 @@ def main(args) -> int:
     ignore = [s for s in args.ignore.split(",") if s]
     detector = Detector(cats, args.threshold, args.smoothing, ignore)
     hop, rate = spotter.hop_length, spotter.sample_rate
-    if args.wav_file or args.wav_dir:
-        from core.audio.sources import FolderSource, WavSource
+    if args.wav_file:
+        from core.audio.sources import WavSource
 
-        sources = FolderSource(args.wav_dir, rate).sources() if args.wav_dir else [WavSource(args.wav_file, rate)]
-        for i, src in enumerate(sources):
-            if args.wav_dir:
-                print(f"{src.path}")
-                if args.reset and i:
-                    spotter.reset()
-                    detector.reset()
-            _report(spotter, detector, src.blocks(hop), args.verbose)
+        src = WavSource(args.wav_file, rate)
+        if not _report(spotter, detector, src.blocks(hop), args.verbose):
+            print(f"no detection in {args.wav_file}")
+    elif args.wav_dir:
+        _run_folder(args, spotter, detector, hop, rate)
     else:
         from core.audio.microphone import MicrophoneSource
 
         mic = MicrophoneSource(device=args.device, sample_rate=rate, device_rate=args.sample_rate,
                                max_seconds=args.duration)
         print("listening... (Ctrl-C to stop)", file=sys.stderr)
+        count = 0
         try:
-            _report(spotter, detector, mic.blocks(hop), args.verbose)
+            count = _report(spotter, detector, mic.blocks(hop), args.verbose)
         except KeyboardInterrupt:
             pass
         finally:
             mic.close()
         if mic.overflows:
             print(f"warning: {mic.overflows} input overflows (audio was dropped)", file=sys.stderr)
-    print(f"Average processing time: {spotter.average_time_s}")
+        if not count:
+            print("no detection from the microphone")
+    print(f"Average processing time: {time_text(spotter.average_time_s)}")
     return 0
+
+
+def _run_folder(args, spotter: KeywordSpotter, detector: Detector, hop: int, rate: int) -> None:
+    """Every wav of the folder in sorted order; an unreadable file is skipped (and reported at the
+    end), never the end of the run."""
+    from core.audio.sources import FolderSource, WavSource
+    from core.evaluate.passrate import skipped_summary
+
+    files = FolderSource(args.wav_dir, rate).files
+    skipped: list[str] = []
+    quiet = detections = 0
+    for i, path in enumerate(files):
+        try:
+            src = WavSource(path, rate)
+        except KwsError as e:  # missing, unreadable or refused: counted, named at the end
+            skipped.append(str(e))
+            continue
+        print(f"{path}")
+        if args.reset and i:
+            spotter.reset()
+            detector.reset()
+        n = _report(spotter, detector, src.blocks(hop), args.verbose)
+        if not n:
+            print(f"no detection in {path.name}")
+        quiet += not n
+        detections += n
+    if len(skipped) == len(files):
+        raise AudioError(f"{args.wav_dir}: none of its {len(files)} wav files could be read "
+                         f"(first: {skipped[0]})")
+    read = len(files) - len(skipped)
+    print(f"{read} files, {detections} detections, {quiet} without any detection"
+          + (f", {len(skipped)} unreadable files skipped" if skipped else ""))
+    if skipped:
+        print(skipped_summary(skipped, show=SHOW_SKIPPED, what="files"), file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from core.quiet import onnx_export_warnings
 from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TrainConfig
 
 
@@ -15,30 +16,39 @@ def add_arguments(p):
     d = TrainConfig()
     p.add_argument("--dataset", "-d", required=True,
                    help="folder with training.npz (+ validation.npz, testing.npz), or one .npz (split 90/10)")
-    p.add_argument("-o", "--outdir", required=True, help="output folder")
-    p.add_argument("--architecture", "-a", choices=ARCHITECTURES, default=d.architecture)
-    p.add_argument("--num-layers", type=int, default=d.num_layers)
-    p.add_argument("--hidden-size", "--hidden-units", type=int, default=d.hidden_size, dest="hidden_size")
-    p.add_argument("--tcn-channels", type=int, default=d.tcn_channels)
-    p.add_argument("--tcn-kernel", type=int, default=d.tcn_kernel)
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    p.add_argument("--learning-rate", "--lr", type=float, default=d.learning_rate, dest="learning_rate")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler)
-    p.add_argument("--lr-step-size", type=int, default=d.lr_step_size)
-    p.add_argument("--lr-gamma", type=float, default=d.lr_gamma)
-    p.add_argument("--lr-min", type=float, default=d.lr_min)
+    p.add_argument("-o", "--output", "--outdir", dest="outdir", required=True, metavar="OUTDIR",
+                   help="output folder (model.kwm, model.onnx, model.pt, checkpoint.pt, train_results.json)")
+    a = p.add_argument_group("architecture")
+    a.add_argument("--architecture", "-a", choices=ARCHITECTURES, default=d.architecture,
+                   help="recurrent (gru, lstm) or convolutional network, all streaming frame by frame")
+    a.add_argument("--num-layers", type=int, default=d.num_layers, help="stacked recurrent layers")
+    a.add_argument("--hidden-size", "--hidden-units", type=int, default=d.hidden_size, dest="hidden_size",
+                   help="units per recurrent layer")
+    a.add_argument("--tcn-channels", type=int, default=d.tcn_channels, help="channels per convolution (tcn)")
+    a.add_argument("--tcn-kernel", type=int, default=d.tcn_kernel, help="kernel size in frames (tcn)")
+    a.add_argument("--dropout", type=float, default=d.dropout, help="dropout between layers while training")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training rows")
+    o.add_argument("--batch-size", type=int, default=d.batch_size, help="rows per step")
+    o.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="ELL uses rmsprop")
+    o.add_argument("--learning-rate", "--lr", type=float, default=d.learning_rate, dest="learning_rate",
+                   help="initial learning rate")
+    o.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 penalty on the weights")
+    o.add_argument("--momentum", type=float, default=d.momentum, help="momentum (sgd and rmsprop)")
+    o.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler,
+                   help="learning-rate schedule over the epochs")
+    o.add_argument("--lr-step-size", type=int, default=d.lr_step_size,
+                   help="step scheduler: epochs between decays")
+    o.add_argument("--lr-gamma", type=float, default=d.lr_gamma, help="step scheduler: decay factor")
+    o.add_argument("--lr-min", type=float, default=d.lr_min, help="cosine scheduler: final learning rate")
     p.add_argument("--normalize", action="store_true", help="bake per-feature mean/std into the model")
     p.add_argument("--spec-augment", action="store_true", help="time and frequency masking while training")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
+                   help="share of each target spread over the other classes")
     p.add_argument("--context-prob", type=float, default=d.context_prob,
-                   help="share of batches trained after unrelated context, for continuous streams (0)")
+                   help="share of batches trained after unrelated context, for continuous streams")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (weights, batches, augmentation)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUTDIR/checkpoint.pt with its options; only --epochs and --device apply")
 
@@ -67,7 +77,8 @@ def main(args) -> int:
     result = trainer.fit()
     if result.interrupted:
         print("interrupted: the last finished epoch is saved; continue with --resume", file=sys.stderr)
-    result = trainer.finish()
+    with onnx_export_warnings():  # finish() exports model.onnx
+        result = trainer.finish()
     if trainer.rank == 0:
         if result.test_accuracy is not None:
             print(f"Testing accuracy = {100 * result.test_accuracy:.3f} %")

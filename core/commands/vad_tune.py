@@ -57,7 +57,7 @@ def add_arguments(p):
     t.add_argument("--objective", choices=OBJECTIVES, default="accuracy",
                    help="keyword accuracy on the streams, or segmentation F1 against the spoken words")
     t.add_argument("--trials", type=int, default=200, help="parameter settings to try (default 200)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="random seed of the search, the clip choice and the streams")
     t.add_argument("--search-hold", action="store_true", help="also search hold_frames (0-20)")
     t.add_argument("--search-reset-on", action="store_true",
                    help="also search reset_on (offset: at word ends, ELL; onset: at word starts)")

@@ -1,11 +1,16 @@
 """Pass rate over labelled clips (ELL's eval_test): per clip, the label of the best frame (or of
-the mean over frames), with the model reset per clip or run as one continuous stream."""
+the mean over frames), with the model reset per clip or run as one continuous stream.
+
+A continuous stream over a list sorted by word flatters the model (each clip follows clips of the
+same word, so the state carried over already points the right way): `play_order` shuffles the
+clips (seeded) for the continuous modes. Clips that cannot be read are skipped and counted;
+`skipped_summary` names the first few."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +18,7 @@ import numpy as np
 
 from core.audio.formats import is_audio_name
 from core.audio.wav import read_wav
-from core.errors import AudioError, DataError
+from core.errors import DataError, KwsError
 from core.pipeline import KeywordSpotter
 
 DECISIONS = ("best", "mean")
@@ -124,7 +129,7 @@ def evaluate_clips(spotter: KeywordSpotter, categories: list[str], clips: Iterab
             break
         try:
             x, _ = read_wav(path, spotter.sample_rate)
-        except AudioError as e:
+        except KwsError as e:  # missing, unreadable or refused: skipped, counted, never the end of the run
             out.skipped.append(str(e))
             continue
         if reset:
@@ -137,7 +142,31 @@ def evaluate_clips(spotter: KeywordSpotter, categories: list[str], clips: Iterab
         out.results.append(ClipResult(str(path), label, pred, p))
         if progress:
             progress(k + 1, out)
+    if out.skipped and not out.results and not (should_stop and should_stop()):
+        raise DataError(f"none of the {len(out.skipped)} clips could be read (first: {out.skipped[0]})")
     return out
+
+
+def play_order(clips: Sequence[tuple[Path, str]], *, continuous: bool, shuffle: bool = True,
+               seed: int = 0) -> tuple[list[tuple[Path, str]], str]:
+    """(the clips in the order they are played, how that order was made). Reset per clip does not
+    depend on the order (list order kept); a continuous stream is shuffled with `seed` unless
+    `shuffle` is False."""
+    clips = list(clips)
+    if not continuous:
+        return clips, "list order (reset per clip: the order does not matter)"
+    if not shuffle:
+        return clips, "list order (not shuffled)"
+    perm = np.random.default_rng(seed).permutation(len(clips))
+    return [clips[i] for i in perm], f"shuffled (seed {seed})"
+
+
+def skipped_summary(skipped: Sequence[str], show: int = 3, what: str = "clips") -> str:
+    """'skipped N unreadable clips:' and the first `show` reasons, one per line, plus how many more."""
+    if not skipped:
+        return ""
+    more = f"\n  ... and {len(skipped) - show} more" if len(skipped) > show else ""
+    return f"skipped {len(skipped)} unreadable {what}:\n  " + "\n  ".join(skipped[:show]) + more
 
 
 def confusion_text(result: PassRate, width: int = 4) -> str:

@@ -30,8 +30,8 @@ def test_run_detects_word_in_wav(devkit_args, shared_data, word, index):
     detections = [ln for ln in lines if ln.startswith("<<< DETECTED")]
     assert detections and detections[0].startswith(f"<<< DETECTED ({index}) ") and detections[0].endswith(
         f"% {word} >>>")
-    assert lines[-1].startswith("Average processing time: ")
-    assert 0 < float(lines[-1].split(":")[1]) < 0.05
+    assert lines[-1].startswith("Average processing time: ") and lines[-1].endswith(" ms per frame")
+    assert 0 < float(lines[-1].split(":")[1].split()[0]) < 50  # ms
 
 
 def test_run_wav_dir_with_reset(devkit_args, shared_data):
@@ -124,3 +124,167 @@ def test_run_without_microphone_is_a_clear_error(devkit_args, alsa_env):
     out = subprocess.run([sys.executable, "-m", "core", "run", *map(str, devkit_args), "--duration", "1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=alsa_env())
     assert out.returncode == 2 and "no microphone found" in out.stderr and "Traceback" not in out.stderr
+
+
+def _silent_wav(path, seconds=1.0):
+    from core.audio.wav import write_wav
+
+    write_wav(path, np.zeros(int(16000 * seconds), np.float32), 16000)
+
+
+def test_run_wav_dir_skips_unreadable_files_and_reports_quiet_ones(devkit_args, shared_data, tmp_path):
+    """A broken wav first, a missing-rate one in the middle: both skipped and named at the end; the
+    folder goes on; a file without detections says so."""
+    import shutil
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    shutil.copyfile(shared_data / "ell_examples" / "seven.wav", d / "b_seven.wav")
+    (d / "a_broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    (d / "c_empty.wav").write_bytes(b"")
+    _silent_wav(d / "d_silence.wav")
+    out = kws("run", *devkit_args, "--wav-dir", d, "--reset")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == str(d / "b_seven.wav") and "% seven >>>" in lines[1]
+    assert f"{d / 'd_silence.wav'}" in lines and "no detection in d_silence.wav" in lines
+    assert "2 files, " in out.stdout and ", 1 without any detection, 2 unreadable files skipped" in out.stdout
+    assert "skipped 2 unreadable files:" in out.stderr and "a_broken.wav" in out.stderr and "c_empty.wav" in out.stderr
+    assert lines[-1].startswith("Average processing time: ") and "Traceback" not in out.stderr
+    (d / "b_seven.wav").unlink()
+    (d / "d_silence.wav").unlink()
+    out = kws("run", *devkit_args, "--wav-dir", d)
+    assert out.returncode == 2 and "none of its 2 wav files could be read" in out.stderr
+
+
+def test_run_says_when_a_file_has_no_detection(devkit_args, tmp_path):
+    _silent_wav(tmp_path / "quiet.wav")
+    out = kws("run", *devkit_args, "--wav-file", tmp_path / "quiet.wav")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == f"no detection in {tmp_path / 'quiet.wav'}"
+
+
+def test_lists_never_write_into_a_data_folder_unless_asked(tmp_path):
+    """`kws lists AUDIO_DIR` without -o once rewrote the folder's own testing_list.txt: now it
+    refuses, and --in-place is how to ask for it."""
+    from core.audio.wav import write_wav
+
+    audio = tmp_path / "audio"
+    for w in ("no", "yes"):
+        for s in range(6):
+            write_wav(audio / w / f"{s:08x}_nohash_0.wav", np.zeros(400, np.float32), 16000)
+    own = "no/00000000_nohash_0.wav\nyes/00000000_nohash_0.wav\n"
+    (audio / "testing_list.txt").write_text(own)
+    (audio / "validation_list.txt").write_text("no/00000001_nohash_0.wav\n")
+    before = sorted(p.name for p in audio.iterdir())
+    out = kws("lists", audio)
+    assert out.returncode == 2 and "-o OUTDIR" in out.stderr and "--in-place" in out.stderr
+    assert sorted(p.name for p in audio.iterdir()) == before
+    assert (audio / "testing_list.txt").read_text() == own
+    out = kws("lists", audio, "-o", tmp_path / "lists")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "lists" / "training_list.txt").is_file() and sorted(p.name for p in audio.iterdir()) == before
+    out = kws("lists", audio, "--in-place")
+    assert out.returncode == 0, out.stderr
+    assert (audio / "training_list.txt").is_file() and (audio / "testing_list.orig.txt").read_text() == own
+    out = kws("lists", audio, "--in-place", "-o", tmp_path / "x")
+    assert out.returncode == 2 and "not allowed with" in out.stderr
+
+
+def _subcommands():
+    import argparse
+
+    from core.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def _options(sp):
+    import argparse
+
+    return [a for a in sp._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
+
+
+def test_every_option_has_help_and_shows_its_default():
+    for name, sp in _subcommands().items():
+        for a in _options(sp):
+            assert a.help and a.help.strip(), f"kws {name} {a.option_strings[0]}: no help text"
+            shown = sp._get_formatter()._expand_help(a)
+            if a.nargs != 0 and a.default not in (None, False, ""):
+                assert "default" in shown, f"kws {name} {a.option_strings[0]}: default {a.default!r} not shown"
+    train = " ".join(_subcommands()["train"].format_help().split())
+    assert "passes over the training rows (default: 30)" in train
+    assert "frames per row (default: 40)" in " ".join(_subcommands()["dataset"].format_help().split())  # not "(40)"
+
+
+def test_short_flags_mean_the_same_everywhere():
+    """One meaning per short flag across all commands (`-c` is --classifier, never --categories),
+    and one short flag per long option."""
+    meaning: dict[str, set] = {}
+    shorts: dict[str, set] = {}
+    for sp in _subcommands().values():
+        for a in _options(sp):
+            longs = [o for o in a.option_strings if o.startswith("--")]
+            for o in a.option_strings:
+                if not o.startswith("--"):
+                    meaning.setdefault(o, set()).add(longs[0])
+                    shorts.setdefault(longs[0], set()).add(o)
+    clash = {k: v for k, v in meaning.items() if len(v) > 1}
+    assert not clash, clash
+    assert not {k: v for k, v in shorts.items() if len(v) > 1}
+    assert meaning["-c"] == {"--classifier"} and meaning["-cat"] == {"--categories"}
+
+
+def test_onnx_export_warnings_are_silenced_only_there(tmp_path):
+    """torch's legacy exporter warns on every export (deprecation, GRU batch size): silenced inside
+    `onnx_export_warnings()` only; the same export outside it still warns, and the filters are
+    restored afterwards."""
+    import re
+    import warnings
+
+    import torch
+
+    from core.quiet import ONNX_EXPORT_WARNINGS, onnx_export_warnings
+
+    gru = torch.nn.GRU(4, 3, batch_first=True)
+
+    def export():
+        torch.onnx.export(gru, (torch.zeros(2, 5, 4),), str(tmp_path / "g.onnx"), dynamo=False,
+                          dynamic_axes={"input": {0: "batch", 1: "frames"}}, input_names=["input"])
+
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as loud:
+        warnings.simplefilter("always")
+        export()
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("always")
+        with onnx_export_warnings():
+            export()
+        warnings.warn("still shown", UserWarning, stacklevel=1)
+    def known(records):
+        return {m for w in records for c, m in ONNX_EXPORT_WARNINGS if isinstance(w.message, c)
+                and re.match(m, str(w.message))}
+
+    legacy, batch = ONNX_EXPORT_WARNINGS[0][1], ONNX_EXPORT_WARNINGS[2][1]
+    assert {legacy, batch} <= known(loud)
+    assert known(quiet) == set() and "still shown" in [str(w.message) for w in quiet]
+    assert warnings.filters == filters
+
+
+def test_train_prints_no_exporter_warnings(tmp_path):
+    from core.data.dataset import Dataset, save_dataset
+
+    rng = np.random.default_rng(0)
+    meta = {"featurizer": {"sample_rate": 16000, "hop_length": 512}, "sample_rate": 16000, "hop_length": 512}
+    for split, n in (("training", 32), ("validation", 8)):
+        y = rng.integers(0, 2, n)
+        save_dataset(tmp_path / f"{split}.npz", Dataset(rng.standard_normal((n, 6, 8)).astype(np.float32),
+                                                        y.astype(np.int64), ["a", "b"], meta, {"window_frames": 6}))
+    out = subprocess.run([sys.executable, "-W", "default", "-m", "core", "train", "-d", tmp_path, "-o", tmp_path / "m",
+                          "--epochs", "1", "--hidden-size", "4", "--num-layers", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "m" / "model.onnx").is_file()
+    assert "Warning" not in out.stderr, out.stderr

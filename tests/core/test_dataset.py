@@ -316,7 +316,7 @@ def test_ell_featurizer_dataset(shared_data, tmp_path):
     lst = tmp_path / "list.txt"
     sample = shared_data / "speech_commands_v0.01_sample"
     lst.write_text("".join(f"{p.absolute()}\n" for p in sorted(sample.glob("[sy]e*/*.wav"))))  # seven, yes
-    out = kws("dataset", "-l", lst, "-f", d / "featurizer.ell", "-c", d / "categories.txt",
+    out = kws("dataset", "-l", lst, "-f", d / "featurizer.ell", "-cat", d / "categories.txt",
               "-o", tmp_path / "e.npz")
     assert out.returncode == 0, out.stderr
     ds = load_dataset(tmp_path / "e.npz")

@@ -72,7 +72,7 @@ def test_eval_command_json(tone_list, tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "3 passed, 1 failed, pass rate of 75.00 %" in out.stdout
-    assert "Average processing time:" in out.stdout
+    assert "Average processing time: " in out.stdout and " ms per frame" in out.stdout
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["pass_rate"] == 0.75 and data["confusion"] == [[2, 0, 0], [1, 1, 0]]
 
@@ -109,3 +109,85 @@ def test_assembled_stream_events_line_up(tmp_path, tone_list):
         seg = stream.samples[int(e.start_s * 16000) : int(e.end_s * 16000)]
         assert np.abs(seg).max() > 0.2  # the tone is there
     assert stream.events[0].start_s >= 0.2
+
+
+def _models(tmp_path):
+    feat, clf = pitch_classifier()
+    modelfile.save(feat, tmp_path / "f.kwm")
+    modelfile.save(clf, tmp_path / "c.kwm")
+    return ["-f", tmp_path / "f.kwm", "-c", tmp_path / "c.kwm"]
+
+
+def kws_eval(*args):
+    return subprocess.run([sys.executable, "-m", "core", "eval", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_missing_and_broken_clips_are_skipped_and_summarised(tone_list, tmp_path):
+    """A list naming 200 absent files and one broken wav: the readable clips are scored, the rest
+    counted with the first three named; no line per skipped clip."""
+    (tmp_path / "high" / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    lst = tmp_path / "holes.txt"
+    missing = [f"low/gone{i:03d}.wav" for i in range(200)]
+    lst.write_text("\n".join(["low/a.wav", *missing[:100], "high/broken.wav", "high/c.wav", *missing[100:]]) + "\n")
+    out = kws_eval(*_models(tmp_path), "-l", lst, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "skipped 201 unreadable clips:" in out.stderr and "... and 198 more" in out.stderr
+    assert len(out.stderr.splitlines()) <= 6 and "Traceback" not in out.stderr
+    assert "2 passed, 0 failed" in out.stdout
+    only_missing = tmp_path / "gone.txt"
+    only_missing.write_text("\n".join(missing) + "\n")
+    out = kws_eval(*_models(tmp_path), "-l", only_missing)
+    assert out.returncode == 2 and "none of the 200 clips could be read" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_play_order_shuffles_continuous_modes_only():
+    from core.evaluate.passrate import play_order
+
+    clips = [(Path(f"{w}/{i}.wav"), w) for w in ("a", "b", "c") for i in range(10)]  # sorted by word
+    same, how = play_order(clips, continuous=False)
+    assert same == clips and "list order" in how
+    kept, how = play_order(clips, continuous=True, shuffle=False)
+    assert kept == clips and how == "list order (not shuffled)"
+    mixed, how = play_order(clips, continuous=True, seed=3)
+    assert how == "shuffled (seed 3)" and sorted(mixed) == sorted(clips) and mixed != clips
+    assert play_order(clips, continuous=True, seed=3)[0] == mixed  # seeded
+    assert play_order(clips, continuous=True, seed=4)[0] != mixed
+    # no longer word after word: of 29 neighbours in a random order, ~2/3 differ in word
+    changes = sum(a[1] != b[1] for a, b in zip(mixed, mixed[1:], strict=False))
+    assert changes > 10
+
+
+def test_eval_continuous_plays_the_shuffled_order_and_says_so(tone_list, tmp_path):
+    from core.evaluate.passrate import play_order
+
+    clips = read_list(tone_list)
+    out = kws_eval(*_models(tmp_path), "-l", tone_list, "--quiet", "--seed", "5", "--json", tmp_path / "r.json")
+    assert out.returncode == 0, out.stderr
+    assert "continuous, best frame; clip order: shuffled (seed 5)" in out.stdout
+    data = json.loads((tmp_path / "r.json").read_text())
+    order, _ = play_order(clips, continuous=True, seed=5)
+    assert [c["path"] for c in data["clips"]] == [str(p) for p, _ in order] and data["order"] == "shuffled (seed 5)"
+    out = kws_eval(*_models(tmp_path), "-l", tone_list, "--quiet", "--no-shuffle", "--json", tmp_path / "r.json")
+    assert "clip order: list order (not shuffled)" in out.stdout
+    assert [c["path"] for c in json.loads((tmp_path / "r.json").read_text())["clips"]] == [str(p) for p, _ in clips]
+
+
+def test_modes_side_by_side_skip_unreadable_clips_and_shuffle(shared_data, tmp_path):
+    """--compare (the DevKit: it has GRUs): 3 real clips between 50 missing ones; each mode scores
+    the 3 in the same shuffled order, and says so."""
+    d, sample = shared_data / "ell_devkit_model", shared_data / "speech_commands_v0.01_sample"
+    real = [f"{w}/{sorted((sample / w).glob('*.wav'))[0].name}" for w in ("seven", "bed", "yes")]
+    lst = tmp_path / "list.txt"
+    lines = [str(sample / r) for r in real] + [str(sample / f"no/missing{i}.wav") for i in range(50)]
+    lst.write_text("\n".join(lines[:1] + lines[3:28] + lines[1:3] + lines[28:]) + "\n")
+    out = kws_eval("-f", d / "featurizer.ell", "-c", d / "classifier.ell", "--categories", d / "categories.txt",
+                   "-l", lst, "--compare", "--json", tmp_path / "r.json")
+    assert out.returncode == 0, out.stderr
+    assert "clip order: shuffled (seed 0)" in out.stdout.splitlines()[0]
+    assert "(3 clips, best frame per clip; clip order: shuffled (seed 0))" in out.stdout
+    assert "skipped 50 unreadable clips:" in out.stderr and "... and 47 more" in out.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    orders = {m: [c["path"] for c in r["clips"]] for m, r in data["list_results"].items()}
+    assert orders["reset"] == orders["continuous"] == orders["vad"] and sorted(orders["vad"]) == sorted(lines[:3])

@@ -158,7 +158,7 @@ def test_read_only_data_folder_is_never_written(tmp_path):
     make_tree(audio, speakers=3, takes=1)
     audio.chmod(0o555)
     try:
-        out = kws("lists", audio)
+        out = kws("lists", audio, "--in-place")
         assert out.returncode == 2
         assert "not writable" in out.stderr and "-o" in out.stderr and "Traceback" not in out.stderr
         assert not (audio / "training_list.txt").exists()
