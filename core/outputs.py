@@ -6,7 +6,7 @@
     # now every file is in `folder`; a kill at any moment leaves the complete old or the complete new set
 
 How (a small redo journal inside `folder`):
-  1. files are written into `folder/.kws-set.new-<pid>/`; on success each file, a list of the members
+  1. files are written into `folder/.kws-set.new-<pid>-<hex>/`; on success each file, a list of the members
      not written this time (to delete) and the staging folder are fsynced;
   2. the staging folder is renamed to `folder/.kws-set.commit` and `folder` fsynced: the commit point;
   3. each file is renamed into `folder`, the old members not written are deleted, `folder` is fsynced
@@ -161,7 +161,7 @@ _OUR_TMP = re.compile(r"\.(?P<name>.+)\.(?:(?P<pid>\d+)-[0-9a-f]+|(?P<legacy>[a-
 
 
 def clean_stale(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
-    """Remove what dead writers left in `folder`: staging folders `.kws-set.new-<pid>` and file
+    """Remove what dead writers left in `folder`: staging folders `.kws-set.new-<pid>-*` and file
     temporaries `.NAME.<pid>-<hex>.tmp` of the given member names whose pid is not alive, and
     fsutil.atomic_path's pid-less `.NAME.XXXXXXXX.tmp` untouched for 10 minutes; roll a committed
     set forward. Returns the paths removed. Call at the start of a command's run on that folder."""
@@ -174,7 +174,7 @@ def clean_stale(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
     for entry in os.scandir(folder):
         path = Path(entry.path)
         if entry.name.startswith(STAGE_PREFIX) and entry.is_dir(follow_symlinks=False):
-            pid = entry.name[len(STAGE_PREFIX):]
+            pid = entry.name[len(STAGE_PREFIX):].split("-")[0]
             if pid.isdigit() and not _pid_alive(int(pid)):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
@@ -199,7 +199,7 @@ class OutputSet:
 
     def __init__(self, folder: Path, members: tuple[str, ...]):
         self.folder, self.members = folder, members
-        self.stage = folder / f"{STAGE_PREFIX}{os.getpid()}"
+        self.stage = folder / f"{STAGE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
 
     def path(self, name: str) -> Path:
         if name not in self.members:
@@ -254,7 +254,6 @@ def output_set(folder: str | os.PathLike, members: Iterable[str],
         folder.mkdir(parents=True, exist_ok=True)
         clean_stale(folder, (*members, *clean))
         out = OutputSet(folder, members)
-        shutil.rmtree(out.stage, ignore_errors=True)  # ours from an earlier set in this process
         out.stage.mkdir()
     except OSError as e:
         raise KwsError(f"{folder}: cannot write output files here: {e.strerror or e}") from None
