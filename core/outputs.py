@@ -216,6 +216,9 @@ class OutputSet:
         written = self.written()
         if not written:
             raise KwsError(f"{self.folder}: nothing was written")
+        for name in self.members:  # checked before the commit point, where it could still stop cleanly
+            if (self.folder / name).is_dir():
+                raise KwsError(f"{self.folder / name}: is a folder, so the output file {name} cannot replace it")
         for name in written:
             fsync_path(self.stage / name)
             _step()

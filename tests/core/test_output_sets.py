@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from core import outputs
+from core.errors import KwsError
 from core.outputs import COMMIT, atomic_file, clean_stale, output_set, settle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +89,10 @@ def test_an_error_inside_the_block_keeps_the_old_set(tmp_path):
         s.path("z")
     with pytest.raises(ValueError, match="bad output file name"), output_set(tmp_path, ("../a",)):
         pass
+    (tmp_path / "d").mkdir()
+    with pytest.raises(KwsError, match="is a folder"):
+        _write(tmp_path, {"a": "3", "d": "3"}, members=("a", "b", "c", "d"))
+    assert _read(tmp_path) == {"a": "1", "b": "1", "c": "1"} and _entries(tmp_path) == {"a", "b", "c", "d"}
 
 
 def test_files_and_folders_are_fsynced_before_the_renames(tmp_path, monkeypatch):
