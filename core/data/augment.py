@@ -81,6 +81,7 @@ EQ_Q = (0.7, 2.5)
 ROOM_HEIGHT_M = (2.4, 4.0)
 WALL_MARGIN_M = 0.5  # source and microphone keep this far from the walls ...
 MIN_DISTANCE_M = 0.5  # ... and from each other
+WALL_SCATTERING = 0.1  # smooth walls; makes the field diffuse enough for Sabine's RT60 to hold (~10 %)
 
 # name -> (lowest, highest) allowed; ranges are (LOW, HIGH) pairs within these
 _RANGES = {
@@ -285,7 +286,7 @@ def simulate_rir(rng: np.random.Generator, rt60_range: tuple[float, float], side
         if np.linalg.norm(src - mic) >= MIN_DISTANCE_M:
             break
     pra.random.seed(numpy=int(rng.integers(2**63)), libroom=int(rng.integers(2**63)))
-    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(float(absorption)), max_order=3,
+    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(float(absorption), WALL_SCATTERING), max_order=3,
                        ray_tracing=True, air_absorption=False)
     room.set_ray_tracing(n_rays=2000, receiver_radius=0.5, energy_thres=1e-6)
     room.add_source(src)
@@ -508,6 +509,7 @@ class Augmented:
     babble_snr_db: float | None = None
     speech: np.ndarray | None = None  # the speech at the microphone (the SNRs' reference), float64
     steps: tuple[str, ...] = ()  # what was applied, in order
+    room: int | None = None  # index of the room in the RoomBank (None: no reverb)
 
 
 def augment_copy(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, noise: NoiseBank | None = None,
@@ -571,7 +573,7 @@ def augment_copy(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, no
     out = np.clip(mix, -1.0, 1.0).astype(np.float32)
     if noise_tail is not None:
         noise_tail = np.clip(noise_tail, -1.0, 1.0).astype(np.float32)
-    return Augmented(out, noise_tail, snr_noise, babble_snr, speech, tuple(steps))
+    return Augmented(out, noise_tail, snr_noise, babble_snr, speech, tuple(steps), room)
 
 
 def augment(samples: np.ndarray, rng: np.random.Generator, config: AugmentConfig, noise: NoiseBank | None = None,
