@@ -62,6 +62,43 @@ def add_arguments(p):
                    help="the background class (default: background_noise, _background_noise_, silence, ...)")
     n.add_argument("--background-gain-db", default="-20,0", metavar="LOW,HIGH",
                    help="level range of the background rows in dB (--background-gain-db=-20,0)")
+    r = p.add_argument_group("realistic augmentation (each step on a random fraction of the copies)")
+    for option, field, metavar, text in REALISTIC:
+        default = getattr(AugmentConfig(), field)
+        shown = ",".join(f"{v:g}" for v in default) if isinstance(default, tuple) else f"{default:g}"
+        r.add_argument(option, dest=field, default=default if isinstance(default, (int, float)) else shown,
+                       type=type(default) if isinstance(default, (int, float)) else str, metavar=metavar,
+                       help=text)
+
+
+# option, AugmentConfig field, metavar, help: the steps of core.data.augment beyond noise, shift, gain, speed
+REALISTIC = (
+    ("--reverb-fraction", "reverb_fraction", "F", "fraction of copies reverberated by a simulated room"),
+    ("--rt60", "rt60_s", "LOW,HIGH", "reverberation time range of the rooms in seconds"),
+    ("--room-size", "room_m", "LOW,HIGH", "floor side length range of the rooms in metres"),
+    ("--rooms", "rooms", "N", "room impulse responses simulated once per seed"),
+    ("--pitch-fraction", "pitch_fraction", "F", "fraction of copies whose frequency axis is warped (VTLP)"),
+    ("--pitch-factor", "pitch_factor", "LOW,HIGH", "warp factor range: f0 and formants move by it"),
+    ("--band-fraction", "band_fraction", "F", "fraction of copies band-limited by random low and high cuts"),
+    ("--low-cut-hz", "low_cut_hz", "LOW,HIGH", "high-pass corner range in Hz"),
+    ("--high-cut-hz", "high_cut_hz", "LOW,HIGH", "low-pass corner range in Hz (none at or above Nyquist)"),
+    ("--telephone-fraction", "telephone_fraction", "F", "fraction of copies limited to the 300-3400 Hz phone band"),
+    ("--eq-fraction", "eq_fraction", "F", "fraction of copies coloured by random peaking filters (a microphone)"),
+    ("--eq-gain-db", "eq_gain_db", "LOW,HIGH", "peaking filter gain range in dB; write --eq-gain-db=-8,8"),
+    ("--eq-bands", "eq_bands", "N", "at most N peaking filters per copy"),
+    ("--babble-fraction", "babble_fraction", "F", "fraction of copies mixed with other clips of the same list"),
+    ("--babble-snr-db", "babble_snr_db", "LOW,HIGH", "speech-to-babble ratio range in dB"),
+    ("--babble-talkers", "babble_talkers", "LOW,HIGH", "number of other clips mixed in"),
+)
+
+
+def augment_config(args) -> AugmentConfig:
+    """The AugmentConfig of `kws dataset` options (ValueError names a bad value)."""
+    extra = {field: (parse_range(getattr(args, field), option) if "," in metavar else getattr(args, field))
+             for option, field, metavar, _ in REALISTIC}
+    return AugmentConfig(noise_fraction=args.noise_fraction, snr_db=parse_range(args.snr_db, "--snr-db"),
+                         time_shift_ms=args.time_shift_ms, gain_db=parse_range(args.gain_db, "--gain-db"),
+                         speed=parse_range(args.speed, "--speed"), copies=args.augment_copies, **extra)
 
 
 def _show_skipped(skipped, limit: int = 10) -> None:
@@ -103,9 +140,7 @@ def main(args) -> int:
 
     graph = load_model(args.featurizer)
     fmeta = featurizer_info(graph, args.featurizer, args.sample_rate)
-    aug = AugmentConfig(noise_fraction=args.noise_fraction, snr_db=parse_range(args.snr_db, "--snr-db"),
-                        time_shift_ms=args.time_shift_ms, gain_db=parse_range(args.gain_db, "--gain-db"),
-                        speed=parse_range(args.speed, "--speed"), copies=args.augment_copies)
+    aug = augment_config(args)
     dcfg = DatasetConfig(window_frames=args.window_frames, shift_frames=args.shift_frames, seed=args.seed,
                          background_rows=args.background_rows, background_label=args.background_label,
                          background_gain_db=parse_range(args.background_gain_db, "--background-gain-db"))
