@@ -31,7 +31,8 @@ def add_arguments(p):
     p.add_argument("--no-peers", action="store_true", help="skip onnxruntime and PyTorch")
     p.add_argument("--no-resample", action="store_true",
                    help="skip the resample section (ours = soxr HQ beside soxr VHQ, scipy's polyphase, librosa)")
-    p.add_argument("--data", action="store_true", help="also time dataset building beside librosa")
+    p.add_argument("--data", action="store_true",
+                   help="also time dataset building and each augmentation beside librosa")
     p.add_argument("--train", action="store_true",
                    help="also time training and compare the ELL recipe with ours on the same data")
     p.add_argument("--train-data", metavar="DIR", help="featurized splits for --train (default: the real sample)")
@@ -356,8 +357,9 @@ def main(args) -> int:
 
         bench_resample()
     if args.data or args.train:
+        from core.data.bench import bench_dataset
         from core.quiet import onnx_export_warnings
-        from core.train.bench import bench_dataset, bench_training
+        from core.train.bench import bench_training
 
         if args.data:
             bench_dataset()

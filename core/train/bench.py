@@ -1,7 +1,6 @@
 """Benchmarks for the data and training side (`kws bench --data --train`).
 
-- Dataset building: files per second of our batch featurizer (the `kws dataset` path) beside
-  librosa's load + melspectrogram over the same files, same cores.
+- Dataset building and augmentation: core.data.bench.
 - Training: rows per second per epoch for the ELL-recipe GRU on CPU, and, on the same featurized
   data, the ELL recipe's accuracy beside our recipe's, with the time each takes to reach a given
   validation accuracy.
@@ -16,52 +15,6 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "speech_commands_v0.01_sample"
-
-
-def bench_dataset(folder: Path = SAMPLE, jobs: int = 2) -> None:
-    from core.data.dataset import DatasetConfig, build_dataset, featurizer_info
-    from core.evaluate.passrate import labelled_clips
-    from core.features.featurizer import FeaturizerConfig, build_featurizer
-
-    if not folder.is_dir():
-        print(f"(dataset bench skipped: {folder} not found)")
-        return
-    clips = labelled_clips(folder)
-    cats = sorted({lab for _, lab in clips})
-    feat = build_featurizer(FeaturizerConfig())
-    meta = featurizer_info(feat)
-    print(f"\n== dataset building: {len(clips)} wav files ({folder.name}), 80 mel, 512 window + hop")
-    for j in sorted({1, jobs}):
-        t0 = time.perf_counter()
-        res = build_dataset([(str(p), lab) for p, lab in clips], cats, feat, meta, config=DatasetConfig(), jobs=j)
-        dt = time.perf_counter() - t0
-        print(f"  kwsgui kws dataset, {j} process{'es' if j > 1 else ''}   {len(clips) / dt:8.0f} files/s  "
-              f"({dt:.2f} s, {len(res.dataset.labels)} rows)")
-    try:
-        import librosa  # noqa: F401
-    except ImportError:
-        print("  (librosa not installed: peer skipped)")
-        return
-    lib = _librosa_features
-    lib([clips[0][0]])  # warm up (numba, caches)
-    t0 = time.perf_counter()
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(jobs) as ex:
-            list(ex.map(lib, [[str(p) for p, _ in clips[i::jobs]] for i in range(jobs)]))
-    else:
-        lib([str(p) for p, _ in clips])
-    dt = time.perf_counter() - t0
-    print(f"  librosa load + melspectrogram, {jobs} proc.  {len(clips) / dt:8.0f} files/s  ({dt:.2f} s)  peer")
-
-
-def _librosa_features(paths) -> None:
-    import librosa
-
-    for p in paths:
-        y, _ = librosa.load(p, sr=16000)
-        np.log(librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=512, n_mels=80, center=False) + 1)
 
 
 def _recipes():
