@@ -512,6 +512,18 @@ class Augmented:
     room: int | None = None  # index of the room in the RoomBank (None: no reverb)
 
 
+def _check_sources(cfg: AugmentConfig, noise, pool, rooms, sample_rate: int) -> None:
+    """A step switched on without what it draws from would silently do nothing: refuse it."""
+    for need, have, what in ((cfg.noise_fraction, noise, "noise recordings (NoiseBank)"),
+                             (cfg.babble_fraction, pool, "a SpeechPool of the same split"),
+                             (cfg.reverb_fraction, rooms, "a RoomBank (RoomBank.simulate(config, rate, seed))")):
+        if need > 0 and have is None:
+            raise ValueError(f"augmentation with a fraction of {need} needs {what}")
+    for src in (pool, rooms):
+        if src is not None and src.sample_rate != sample_rate:
+            raise ValueError(f"{type(src).__name__} is at {src.sample_rate} Hz, the clip at {sample_rate} Hz")
+
+
 def augment_copy(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, noise: NoiseBank | None = None,
                  pool: SpeechPool | None = None, *, sample_rate: int, rooms: RoomBank | None = None,
                  tail: int = 0, exclude: int | None = None) -> Augmented:
@@ -519,6 +531,7 @@ def augment_copy(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, no
 
     `tail` extra noise samples are returned for padding rows past the clip's end; `exclude` is
     x's own index in `pool` (babble never mixes a clip with itself)."""
+    _check_sources(cfg, noise, pool, rooms, sample_rate)
     y = np.asarray(x, dtype=np.float32)
     steps: list[str] = []
     if cfg.speed != (1.0, 1.0):

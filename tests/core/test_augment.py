@@ -260,6 +260,12 @@ def test_babble_never_mixes_a_clip_with_itself():
     x = (0.1 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)).astype(np.float32)
     cfg = AugmentConfig(babble_fraction=1.0, babble_talkers=(1, 5))
     alone = SpeechPool.from_clips([x], SR)
+    with pytest.raises(ValueError, match="needs a SpeechPool"):  # never a silent no-op
+        augment(x, np.random.default_rng(0), cfg, sample_rate=SR)
+    with pytest.raises(ValueError, match="at 16000 Hz, the clip at 8000 Hz"):
+        augment(x, np.random.default_rng(0), cfg, pool=alone, sample_rate=8000)
+    with pytest.raises(ValueError, match="needs a RoomBank"):
+        augment(x, np.random.default_rng(0), AugmentConfig(reverb_fraction=0.1), sample_rate=SR)
     a = augment_copy(x, np.random.default_rng(0), cfg, pool=alone, sample_rate=SR, exclude=0)
     assert a.steps == () and a.babble_snr_db is None and np.array_equal(a.samples, x)
     other = (0.1 * np.sin(2 * np.pi * 1000 * np.arange(SR) / SR)).astype(np.float32)
