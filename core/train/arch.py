@@ -6,6 +6,11 @@ frame, so streaming inference equals the training graph. Training uses the last 
 - TCN: causal temporal convolutions over feature frames (TC-ResNet style): a 1x1 input
   projection, residual blocks of dilated causal Conv1d + BatchNorm + ReLU, then a linear head on
   each frame. A block with kernel k and dilation d looks back (k - 1) * d frames.
+- BC-ResNet (broadcasted residual learning, Kim et al. 2021), made causal: the features are an
+  image (channels, frequency, time); every block runs a depthwise conv over frequency within the
+  frame (SubSpectral norm), averages over frequency, runs a dilated causal depthwise conv over
+  time plus a pointwise conv, and broadcasts that back over frequency (residual). Strides are over
+  frequency only, so the frame rate never changes; the classifier runs on every frame.
 """
 
 from __future__ import annotations
@@ -79,7 +84,98 @@ class TCNSpotter(nn.Module):
         return torch.log_softmax(y, dim=-1)
 
 
+def _causal(x, frames: int):
+    """Zero-pad `frames` steps before the first one on the last (time) axis."""
+    return nn.functional.pad(x, (frames, 0)) if frames else x
+
+
+class SubSpectralNorm(nn.Module):
+    """BatchNorm per (channel, frequency sub-band); at inference a per-(channel, frequency) affine,
+    so export sees one Mul and one Add (no reshape over the time axis)."""
+
+    def __init__(self, channels: int, n_freq: int, max_bands: int = 5):
+        super().__init__()
+        self.bands = next(b for b in range(min(max_bands, n_freq), 0, -1) if n_freq % b == 0)
+        self.bn = nn.BatchNorm2d(channels * self.bands)
+
+    def forward(self, x):  # (batch, channels, freq, time)
+        b, c, f, t = x.shape
+        if self.training:
+            return self.bn(x.reshape(b, c * self.bands, f // self.bands, t)).reshape(b, c, f, t)
+        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        shift = self.bn.bias - self.bn.running_mean * scale
+        rep = f // self.bands  # each band's value repeated over its frequency bins
+        return x * scale.reshape(c, self.bands, 1).repeat_interleave(rep, 1).reshape(c, f, 1) + \
+            shift.reshape(c, self.bands, 1).repeat_interleave(rep, 1).reshape(c, f, 1)
+
+
+class BCBlock(nn.Module):
+    """One broadcasted residual block; a transition block (channels or frequency stride change)
+    starts with a pointwise conv and has no identity shortcut."""
+
+    def __init__(self, cin: int, cout: int, n_freq: int, stride_f: int, dilation: int, dropout: float):
+        super().__init__()
+        self.transition = cin != cout or stride_f != 1
+        self.pre = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()) \
+            if self.transition else nn.Identity()
+        self.freq = nn.Conv2d(cout, cout, (3, 1), stride=(stride_f, 1), padding=(1, 0), groups=cout, bias=False)
+        self.n_freq = (n_freq - 1) // stride_f + 1
+        self.ssn = SubSpectralNorm(cout, self.n_freq)
+        self.history = 2 * dilation
+        self.time = nn.Conv2d(cout, cout, (1, 3), dilation=(1, dilation), groups=cout, bias=False)
+        self.post = nn.Sequential(nn.BatchNorm2d(cout), nn.SiLU(), nn.Conv2d(cout, cout, 1, bias=False),
+                                  nn.Dropout2d(dropout))
+
+    def forward(self, x):  # (batch, channels, freq, time)
+        aux = self.ssn(self.freq(self.pre(x)))
+        y = self.post(self.time(_causal(aux.mean(2, keepdim=True), self.history)))  # (batch, channels, 1, time)
+        y = y + aux if self.transition else y + aux + x
+        return torch.relu(y)
+
+
+class BCResNetSpotter(nn.Module):
+    """Stem conv 5x5 (stride 2 over frequency), four stages of cfg.bc_blocks blocks with widths
+    bc_channels x (1, 1.5, 2, 2.5), frequency strides (1, 2, 2, 1) and time dilations (1, 2, 4, 8),
+    then a depthwise 5x5 conv (no frequency padding), pointwise conv, mean over frequency and a
+    pointwise classifier on every frame."""
+
+    def __init__(self, n_features: int, n_classes: int, cfg: TrainConfig):
+        super().__init__()
+        self.norm = Normalize(n_features)
+        base = cfg.bc_channels
+        widths = [2 * base, base, int(base * 1.5), 2 * base, int(base * 2.5), 4 * base]
+        self.stem = nn.Sequential(nn.Conv2d(1, widths[0], 5, stride=(2, 1), padding=(2, 0), bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU())
+        f = (n_features - 1) // 2 + 1
+        blocks = []
+        for stage, (stride, dil) in enumerate(zip((1, 2, 2, 1), (1, 2, 4, 8))):
+            for k in range(cfg.bc_blocks):
+                blk = BCBlock(widths[stage] if k == 0 else widths[stage + 1], widths[stage + 1], f,
+                              stride if k == 0 else 1, dil, cfg.dropout)
+                f = blk.n_freq
+                blocks.append(blk)
+        self.blocks = nn.Sequential(*blocks)
+        c = widths[4]
+        kf = min(5, f)
+        self.head_dw = nn.Conv2d(c, c, (kf, 5), groups=c, bias=False)
+        self.head = nn.Sequential(nn.Conv2d(c, widths[5], 1, bias=False), nn.BatchNorm2d(widths[5]), nn.ReLU())
+        self.classify = nn.Conv2d(widths[5], n_classes, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + 4 + sum(b.history for b in self.blocks) + 4
+
+    def forward(self, x, state=None):
+        h = self.norm(x).transpose(1, 2).unsqueeze(1)  # (batch, 1, features, frames)
+        h = self.blocks(self.stem(_causal(h, 4)))
+        h = self.head(self.head_dw(_causal(h, 4))).mean(2, keepdim=True)  # (batch, channels, 1, frames)
+        y = self.classify(h).squeeze(2).transpose(1, 2)  # (batch, frames, classes)
+        return torch.log_softmax(y, dim=-1)
+
+
 def build(n_features: int, n_classes: int, cfg: TrainConfig) -> nn.Module:
     if cfg.architecture == "tcn":
         return TCNSpotter(n_features, n_classes, cfg)
+    if cfg.architecture == "bcresnet":
+        return BCResNetSpotter(n_features, n_classes, cfg)
     return RNNSpotter(n_features, n_classes, cfg)

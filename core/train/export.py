@@ -14,7 +14,7 @@ import torch
 
 from core.fsutil import atomic_path
 from core.graph.ir import Graph, Node
-from core.train.arch import RNNSpotter, TCNSpotter
+from core.train.arch import RNNSpotter
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -53,13 +53,14 @@ def rnn_graph(model: RNNSpotter, n_features: int) -> Graph:
 
 
 def to_graph(model, n_features: int, onnx_path: str | os.PathLike | None = None) -> Graph:
-    """The classifier graph for a trained model (TCN goes through its ONNX export + import)."""
+    """The classifier graph for a trained model (convolutional ones, TCN and BC-ResNet, go through
+    their ONNX export + import, the one path that makes their convolutions streaming ops)."""
     model = model.eval().cpu()
-    if isinstance(model, TCNSpotter):
+    if not isinstance(model, RNNSpotter):
         from core.importers.onnx import load_onnx
 
         if onnx_path is None:
-            raise ValueError("a TCN model converts through its ONNX export: pass onnx_path")
+            raise ValueError(f"a {type(model).__name__} converts through its ONNX export: pass onnx_path")
         return load_onnx(onnx_path)
     return rnn_graph(model, n_features)
 
