@@ -79,7 +79,7 @@ def _per_copy_rate(ctx, clips: list[np.ndarray], seed: int = 0) -> float:
     return best
 
 
-def bench_dataset(folder: Path = SAMPLE, jobs: int = 2) -> None:
+def bench_dataset(folder: Path = SAMPLE, jobs: int = 2, rooms: int = 32) -> None:
     from dataclasses import replace
 
     from core.audio.wav import read_wav
@@ -112,7 +112,7 @@ def bench_dataset(folder: Path = SAMPLE, jobs: int = 2) -> None:
         lib1 = _librosa_rate(clips, 1)[1]
 
     noise = NoiseBank.load(NOISE, sr) if NOISE.is_dir() else None
-    every = {k: v for step in STEPS.values() for k, v in step.items()}
+    every = {k: v for step in STEPS.values() for k, v in step.items()} | {"rooms": rooms}
     t0 = time.perf_counter()
     rooms = RoomBank.simulate(AugmentConfig(**every), sr, 0)
     print(f"\n  room bank: {len(rooms)} rooms simulated in {time.perf_counter() - t0:.1f} s (once per seed), "

@@ -350,3 +350,22 @@ def test_devkit_recognises_mildly_augmented_real_clips(shared_data):
                                              exclude=i)) == clips[i][1]]
     assert len(clean) >= 14  # the DevKit's ~88 % on unseen speakers
     assert len(kept) >= 2 / 3 * len(clean), (len(kept), len(clean))
+
+
+@pytest.mark.shared
+def test_data_bench_reports_every_step_beside_librosa(shared_data, tmp_path, capsys):
+    """`kws bench --data` runs (a few real clips, two rooms); speed claims live in the bench."""
+    import shutil
+
+    from core.data.bench import STEPS, bench_dataset
+
+    sample = shared_data / "speech_commands_v0.01_sample"
+    for w in ("yes", "no"):
+        (tmp_path / w).mkdir()
+        for p in sorted((sample / w).glob("*.wav"))[:2]:
+            shutil.copy(p, tmp_path / w / p.name)  # a temporary folder in the dataset's layout
+    bench_dataset(tmp_path, jobs=1, rooms=2)
+    out = capsys.readouterr().out
+    assert "room bank: 2 rooms" in out and "featurize only" in out and "librosa" in out
+    for name in [*STEPS, "all together"]:
+        assert f"    {name}" in out and "rows/s" in out.split(f"    {name}")[1].splitlines()[0]
