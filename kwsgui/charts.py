@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5.QtCore import QRectF, Qt
+from PyQt5.QtCore import QPointF, QRectF, Qt
+from PyQt5.QtGui import QFont, QFontMetrics
 
 SPLIT_COLOURS = {"training": (70, 130, 200), "validation": (240, 160, 50), "testing": (90, 180, 110)}
 LEGEND = {"brush": (25, 25, 25, 210), "pen": (90, 90, 90), "labelTextColor": (225, 225, 225)}
@@ -59,14 +60,77 @@ class CountsChart(pg.PlotWidget):
         return int(sum(self.counts.get(split, {}).values()))
 
 
+class ClassAxis(pg.AxisItem):
+    """An axis that names every class at its tick, none skipped: level text when the names fit
+    beside each other, turned upright (reading upwards) when they do not; the axis grows to
+    the longest name (bottom) or is as wide as it (left)."""
+
+    def __init__(self, orientation: str, **kw):
+        super().__init__(orientation, **kw)
+        self.names: list[tuple[float, str]] = []
+        self.upright = False
+
+    def set_names(self, names: Sequence[tuple[float, str]]) -> None:
+        self.names = list(names)
+        self.setTicks([self.names])
+        self.picture = None
+        self.update()
+
+    def _font(self) -> QFont:
+        return self.style["tickFont"] or self.font()
+
+    def generateDrawSpecs(self, p):
+        specs = super().generateDrawSpecs(p)
+        if specs is None or self.orientation != "bottom" or not self.names:
+            return specs
+        axis, ticks, texts = specs
+        fm = QFontMetrics(self._font())
+        lo, hi = self.range
+        width = self.mapRectFromParent(self.geometry()).width()
+        step = width / max(abs(hi - lo), 1e-9)  # pixels per class
+        widest = max(fm.horizontalAdvance(n) for _, n in self.names)
+        self.upright = widest > 0.9 * step
+        if not self.upright:
+            self._fit_height(fm.height())
+            return specs
+        top = self.style["tickTextOffset"][1] + max(0, self.style["tickLength"])
+        upright = [(QPointF((v - lo) * step, top), n) for v, n in self.names if lo <= v <= hi]
+        self._fit_height(widest)
+        return axis, ticks, upright
+
+    def _fit_height(self, text_px: float) -> None:
+        h = int(text_px + self.style["tickTextOffset"][1] + max(0, self.style["tickLength"]) + 4
+                + (self.label.boundingRect().height() * 0.8 if self.label.isVisible() else 0))
+        if self.fixedHeight != h:
+            self.setHeight(h)
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):
+        if not self.upright or self.orientation != "bottom":
+            super().drawPicture(p, axisSpec, tickSpecs, textSpecs)
+            return
+        super().drawPicture(p, axisSpec, tickSpecs, [])
+        p.setFont(self._font())
+        p.setPen(self.textPen())
+        fm = QFontMetrics(self._font())
+        for pos, name in textSpecs:  # each name turned a quarter left, its end at the tick
+            p.save()
+            p.translate(pos)
+            p.rotate(-90)
+            w = fm.horizontalAdvance(name)
+            p.drawText(QRectF(-w - 2, -fm.height() / 2, w + 2, fm.height()),
+                       int(Qt.AlignRight | Qt.AlignVCenter), name)
+            p.restore()
+
+
 class HeatMap(pg.PlotWidget):
     """A confusion matrix (rows expected, columns predicted), coloured by row share, with counts
-    written in the cells when the matrix is small."""
+    written in the cells when the matrix is small. Every row and column is named (ClassAxis);
+    with many classes the names get a smaller font and the column names stand upright."""
 
     MAX_TEXT = 16
 
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(parent, axisItems={"left": ClassAxis("left"), "bottom": ClassAxis("bottom")})
         _quiet(self)
         self.getViewBox().invertY(True)
         self.getViewBox().setAspectLocked(False)
@@ -95,10 +159,13 @@ class HeatMap(pg.PlotWidget):
                     t.setPos(j + 0.5, i + 0.5)
                     self.addItem(t)
                     self._texts.append(t)
-        step = 1 if len(rows) <= 24 else 2
-        self.getAxis("left").setTicks([[(i + 0.5, r) for i, r in enumerate(rows) if i % step == 0]])
-        short = [c if len(cols) <= 12 else str(k) for k, c in enumerate(cols)]
-        self.getAxis("bottom").setTicks([[(j + 0.5, c) for j, c in enumerate(short) if j % step == 0]])
+        n = max(len(rows), len(cols))
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * (1.0 if n <= 16 else 0.85 if n <= 32 else 0.7))
+        for name in ("left", "bottom"):
+            self.getAxis(name).setStyle(tickFont=font)
+        self.getAxis("left").set_names([(i + 0.5, r) for i, r in enumerate(rows)])
+        self.getAxis("bottom").set_names([(j + 0.5, c) for j, c in enumerate(cols)])
         self.setXRange(0, m.shape[1], padding=0)
         self.setYRange(0, m.shape[0], padding=0)
 

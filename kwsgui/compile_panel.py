@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QFont
 from PyQt5.QtWidgets import (
     QComboBox,
@@ -30,7 +31,7 @@ from core.errors import CompileError
 from core.models import DEMO_WAV
 from kwsgui.jobs import JobContext
 from kwsgui.panel import Panel
-from kwsgui.widgets import NOTE_STYLE, PathField, split_panel
+from kwsgui.widgets import NOTE_STYLE, ElidedLabel, PathField, split_panel
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,8 @@ class CompilePanel(Panel):
                               filt=DIALOG_FILTER)
         self.models_label = QLabel()
         self.models_label.setStyleSheet(NOTE_STYLE)
-        self.target_label = QLabel()
+        self.target_label = ElidedLabel(elide=Qt.ElideRight)  # one line whatever the target: no row moves
         self.target_label.setStyleSheet(NOTE_STYLE)
-        self.target_label.setWordWrap(True)
         self.models_label.setWordWrap(True)
         self.compile_button = QPushButton("⚙  Compile")
         self.compile_button.clicked.connect(lambda: self.compile())
@@ -162,12 +162,18 @@ class CompilePanel(Panel):
             w.setEnabled(custom)
         try:
             t = self.target()
-            feats = t.features or "–"
-            short = feats if len(feats) <= 60 else feats[:57] + "…"  # the host lists ~100 features
-            self.target_label.setText(f"{t.triple}  cpu {t.cpu}  features {short}  -O{t.opt_level}")
-            self.target_label.setToolTip(feats)
+            # one line, elided to the panel's width (the host lists ~100 features: all in the tooltip)
+            self.target_label.setText(f"{t.triple}  cpu {t.cpu}  -O{t.opt_level}  features {t.features or '–'}")
         except (CompileError, ValueError) as e:
             self.target_label.setText(str(e))
+        self._clear_results()
+
+    def _clear_results(self) -> None:
+        """The last compile / verify / benchmark results describe another target: not shown under this one."""
+        self.bench_rows = []
+        self.table.setRowCount(0)
+        self.result_label.clear()
+        self.files.clear()
 
     def target(self) -> Target:
         name = str(self.target_combo.currentData())

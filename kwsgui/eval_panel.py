@@ -2,7 +2,9 @@
 one of three modes (reset per clip / continuous / continuous + VAD), a running pass rate, the
 confusion matrix, and the misclassified clips (click: play it; double-click: open it in the live
 view). core.evaluate.passrate does the work on the job worker; core.vad.compare builds the
-plain and VAD classifiers of the modes."""
+plain and VAD classifiers of the modes. The continuous modes play the clips in a shuffled order
+(seed 0, as `kws eval`; untick "shuffled" for the list's order): a list sorted by word flatters a
+model that carries its state from clip to clip."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -25,7 +28,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from core.evaluate.passrate import DECISIONS, ClipResult, evaluate_clips, read_list
+from core.evaluate.passrate import DECISIONS, ClipResult, evaluate_clips, play_order, read_list
 from kwsgui.charts import HeatMap
 from kwsgui.jobs import JobContext
 from kwsgui.panel import ClipPlayer, Panel
@@ -54,6 +57,7 @@ class EvalReport:
     time_per_frame_s: float
     backend: str
     vad_source: str | None
+    order: str  # how the clips were ordered (core.evaluate.passrate.play_order)
 
     @property
     def passed(self) -> int:
@@ -64,12 +68,14 @@ class EvalReport:
         return self.passed / len(self.results) if self.results else 0.0
 
 
-def eval_job(models, list_file: str, mode: str, decision: str, limit: int, ctx: JobContext) -> EvalReport:
+def eval_job(models, list_file: str, mode: str, decision: str, limit: int, ctx: JobContext, *,
+             shuffle: bool = True, seed: int = 0) -> EvalReport:
     from core.pipeline import KeywordSpotter
     from core.vad.compare import mode_graphs
     from core.vad.model import strip_vad
 
-    clips = read_list(list_file)[: limit or None]
+    clips, order = play_order(read_list(list_file)[: limit or None], continuous=mode != "reset", shuffle=shuffle,
+                              seed=seed)
     source = None
     if mode == "vad":  # the model's own VAD, else ELL's defaults added
         path = None if models.featurizer_path == "built-in" else models.featurizer_path
@@ -80,7 +86,7 @@ def eval_job(models, list_file: str, mode: str, decision: str, limit: int, ctx: 
         classifier = strip_vad(models.classifier)
     ctx.stage("compiling the models")
     spotter = KeywordSpotter(models.featurizer, classifier)
-    ctx.log(f"{len(clips)} clips, {MODES[mode]}, {decision} frame, backend {spotter.backend}")
+    ctx.log(f"{len(clips)} clips, {MODES[mode]}, {decision} frame, backend {spotter.backend}; clip order: {order}")
     cats = list(models.labels)
     last = {"t": 0.0, "sent": 0}
 
@@ -99,7 +105,7 @@ def eval_job(models, list_file: str, mode: str, decision: str, limit: int, ctx: 
     conf = res.confusion()
     conf.setflags(write=False)
     return EvalReport(mode, tuple(cats), tuple(res.results), conf, tuple(res.skipped), res.time_per_frame_s,
-                      spotter.backend, source)
+                      spotter.backend, source, order)
 
 
 class EvalPanel(Panel):
@@ -120,6 +126,11 @@ class EvalPanel(Panel):
         for key, text in MODES.items():
             self.mode.addItem(text, key)
         self.mode.setCurrentIndex(max(0, self.mode.findData(str(settings.value("eval/mode", "reset")))))
+        self.mode.currentIndexChanged.connect(lambda _i: self._mode_changed())
+        self.shuffle = QCheckBox("shuffled")
+        self.shuffle.setToolTip("Continuous modes: play the clips in a shuffled order (seed 0), not the list's: "
+                                "a list sorted by word flatters a model that carries state from clip to clip")
+        self.shuffle.setChecked(str(settings.value("eval/shuffle", "true")) == "true")
         self.decision = QComboBox()
         self.decision.addItems(DECISIONS)
         self.limit = QSpinBox()
@@ -132,8 +143,9 @@ class EvalPanel(Panel):
         form = QFormLayout()
         form.addRow("List", self.list_file)
         row = QHBoxLayout()
-        for label, w in (("Mode", self.mode), ("Decision", self.decision), ("Clips", self.limit)):
-            row.addWidget(QLabel(label))
+        for label, w in (("Mode", self.mode), ("", self.shuffle), ("Decision", self.decision), ("Clips", self.limit)):
+            if label:
+                row.addWidget(QLabel(label))
             row.addWidget(w)
         row.addStretch(1)
         row.addWidget(self.run_button)
@@ -143,6 +155,7 @@ class EvalPanel(Panel):
         self.rate_label.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.detail_label = QLabel()
         self.detail_label.setStyleSheet(NOTE_STYLE)
+        self.detail_label.setWordWrap(True)  # a long line must not widen the left side
         self.wrong = QListWidget()
         self.wrong.setToolTip("click: play the clip · double-click: open it in the live view")
         self.wrong.itemClicked.connect(lambda item: self.play(item.data(Qt.UserRole)))
@@ -159,6 +172,10 @@ class EvalPanel(Panel):
         if live is not None:
             live.models_changed.connect(lambda _m: self._show_models())
         self._show_models()
+        self._mode_changed()
+
+    def _mode_changed(self) -> None:
+        self.shuffle.setEnabled(self.mode.currentData() != "reset")  # reset per clip: the order does not matter
 
     def _show_models(self) -> None:
         m = self.live.models if self.live is not None else None
@@ -184,12 +201,14 @@ class EvalPanel(Panel):
             self.show_error("choose a list file")
             return False
         mode, decision, limit = str(self.mode.currentData()), self.decision.currentText(), self.limit.value()
+        shuffle = self.shuffle.isChecked()
         self.remember("eval/mode", mode)
+        self.remember("eval/shuffle", "true" if shuffle else "false")
         self.results, self.report = [], None
         self.wrong.clear()
         self.rate_label.setText("pass rate –")
         self.detail_label.clear()
-        return self.run_job("Evaluate", lambda ctx: eval_job(m, lf, mode, decision, limit, ctx),
+        return self.run_job("Evaluate", lambda ctx: eval_job(m, lf, mode, decision, limit, ctx, shuffle=shuffle),
                             on_partial=self._running, on_result=self._done)
 
     def _running(self, r: Running) -> None:
@@ -210,7 +229,8 @@ class EvalPanel(Panel):
         self.rate_label.setText(f"pass rate {100 * r.rate:.2f} %  ({r.passed}/{len(r.results)})")
         vad = f" · VAD: {r.vad_source}" if r.vad_source else ""
         skipped = f" · {len(r.skipped)} unreadable clips skipped" if r.skipped else ""
-        self.detail_label.setText(f"{MODES[r.mode]} · {r.backend} · {1e6 * r.time_per_frame_s:.0f} µs "
+        order = f" · {r.order}" if r.mode != "reset" else ""
+        self.detail_label.setText(f"{MODES[r.mode]}{order} · {r.backend} · {1e6 * r.time_per_frame_s:.0f} µs "
                                   f"per frame{vad}{skipped}")
         used = sorted({i for i, row in enumerate(r.confusion) if row.sum()} |
                       {j for j in range(len(r.categories)) if r.confusion[:, j].sum()})

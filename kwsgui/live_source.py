@@ -6,15 +6,15 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from PyQt5.QtCore import QSettings, pyqtSignal
+from PyQt5.QtCore import QSettings, Qt, pyqtSignal
 from PyQt5.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QWidget,
 )
 
@@ -22,7 +22,7 @@ from core.audio.formats import DIALOG_FILTER
 from core.audio.sources import list_wavs
 from core.errors import KwsError
 from core.models import DEMO_WAV
-from kwsgui.widgets import NOTE_STYLE
+from kwsgui.widgets import NOTE_STYLE, ElidedLabel
 
 WAV_FILTER = DIALOG_FILTER  # WAV, FLAC, OGG/Vorbis, Opus, MP3
 
@@ -45,6 +45,7 @@ class SourceBar(QWidget):
         self.files: list[Path] = []
         self.index = 0
         self._devices_listed = False
+        self.mic_found: bool | None = None  # None: not looked yet (only in microphone mode)
         self._folder = ""
 
         self.combo = QComboBox()
@@ -65,7 +66,9 @@ class SourceBar(QWidget):
         self.next_button.clicked.connect(lambda: self.step(1))
         for b in (self.prev_button, self.next_button):
             b.setFixedWidth(34)
-        self.file_label = QLabel()
+        self.file_label = ElidedLabel()  # a fixed width: a long file name never moves the buttons
+        self.file_label.setFixedWidth(260)
+        self.file_label.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Fixed)
         self.file_label.setStyleSheet(NOTE_STYLE)
         self.device_combo = QComboBox()
         self.device_combo.setMinimumWidth(200)
@@ -82,9 +85,8 @@ class SourceBar(QWidget):
         self.limit_spin.setToolTip("Stop the microphone after this long (0: until Stop)")
         self.limit_spin.setValue(float(settings.value("live/mic_limit_s", 0.0)))
         self.limit_spin.valueChanged.connect(lambda v: settings.setValue("live/mic_limit_s", v))
-        self.mic_note = QLabel()
+        self.mic_note = ElidedLabel(elide=Qt.ElideRight)  # one line: the bar keeps its height
         self.mic_note.setStyleSheet("color: #e0a030;")
-        self.mic_note.setWordWrap(True)
 
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -233,6 +235,8 @@ class SourceBar(QWidget):
             devices = []
         else:
             self.mic_note.setText("" if devices else "No microphone found: use a wav file or a folder")
+        self.mic_found = bool(devices)
         for d in devices:
             self.device_combo.addItem(f"{d.index}: {d.name}", d.index)
         self.mic_note.setVisible(self.kind() == "mic" and bool(self.mic_note.text()))
+        self.changed.emit()  # Play and Record follow what was found

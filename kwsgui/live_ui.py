@@ -34,7 +34,7 @@ from kwsgui.widgets import NOTE_STYLE, ErrorBanner, Led, LevelMeter
 
 def setup_ui(view) -> None:
     view.source = SourceBar(view.settings)
-    view.source.changed.connect(view._update_buttons)
+    view.source.changed.connect(view._source_changed)
     view.source.file_chosen.connect(lambda p: view.play(p) if not view.is_running else None)
     view.source_combo, view.path_edit, view.browse_button = (view.source.combo, view.source.path_edit,
                                                              view.source.browse_button)
@@ -44,6 +44,7 @@ def setup_ui(view) -> None:
     view.record_button = QPushButton("●  Record")
     view.record_button.setToolTip("Record the microphone to a wav file (detecting as it goes)")
     view.record_button.clicked.connect(lambda: view.choose_record())
+    view._play_tip, view._record_tip = view.play_button.toolTip(), view.record_button.toolTip()
     view.stop_button = QPushButton("■  Stop")
     view.stop_button.clicked.connect(view.stop)
     view.play_audio_check = QCheckBox("Sound")

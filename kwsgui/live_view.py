@@ -65,6 +65,7 @@ class LiveView(QWidget):
         self.stats = {"max_level_db": -math.inf, "clipped": 0, "vad_frames": 0}  # of this stream
         self._draws: list[float] = []  # times of draws that showed new frames (frame-rate meter)
         self.prob_ring = ColumnRing(1, 1)
+        self._error_about: str | None = None
         setup_ui(self)
         self.set_models(self._models)
         self._timer = QTimer(self)
@@ -76,8 +77,12 @@ class LiveView(QWidget):
     def _update_buttons(self) -> None:
         running = self.is_running
         mic = self.source.kind() == "mic"
-        self.play_button.setEnabled(not running)
-        self.record_button.setEnabled(not running and mic)
+        no_mic = mic and self.source.mic_found is False  # looked, found none
+        self.play_button.setEnabled(not running and not no_mic)
+        self.record_button.setEnabled(not running and mic and not no_mic)
+        tip = "No microphone found (⟳ lists them again)" if no_mic else ""
+        for b, normal in ((self.play_button, self._play_tip), (self.record_button, self._record_tip)):
+            b.setToolTip(tip or normal)
         self.stop_button.setEnabled(running)
         self.backend_combo.setEnabled(not running)
         self.source.set_enabled_for(running)
@@ -175,12 +180,21 @@ class LiveView(QWidget):
         self.source.set_wav(path)
 
     # ------------------------------------------------------------------ errors
-    def show_error(self, text: str) -> None:
+    def show_error(self, text: str, about: str = "models") -> None:
+        """One error line; `about` ("models" or "source") says what it is about, so that a new
+        source clears an error of the old one (and nothing else)."""
         self.error_label.show_error(text)
+        self._error_about = about
         self.message.emit(text)
 
     def clear_error(self) -> None:
         self.error_label.clear_error()
+        self._error_about = None
+
+    def _source_changed(self) -> None:
+        if self._error_about == "source":
+            self.clear_error()
+        self._update_buttons()
 
     # ------------------------------------------------------------------ streaming
     @property
@@ -200,7 +214,7 @@ class LiveView(QWidget):
             return self._start_mic(None)
         wav = Path(path) if path is not None else self.source.current_file()
         if wav is None or not wav.is_file():
-            self.show_error(f"{wav or 'no file chosen'}: no such audio file")
+            self.show_error(f"{wav or 'no file chosen'}: no such audio file", "source")
             return False
         if path is not None and self.source.kind() != "folder":
             self.set_source_path(wav)
@@ -209,6 +223,9 @@ class LiveView(QWidget):
                            speed=speed, play_audio=sound and self.has_speaker)
 
     def choose_record(self) -> bool:
+        if self.source.kind() != "mic" or self.source.mic_found is False:
+            self.show_error("no microphone to record from", "source")  # asked for no file name
+            return False
         start = str(self.settings.value("dirs/recordings", str(Path.home())))
         name = time.strftime("recording-%Y%m%d-%H%M%S.wav")
         path, _ = QFileDialog.getSaveFileName(self, "Record to", str(Path(start) / name),
@@ -228,7 +245,7 @@ class LiveView(QWidget):
         try:
             from core.audio.microphone import MicrophoneSource
         except ImportError as e:
-            self.show_error(f"microphone input is not available: {e}")
+            self.show_error(f"microphone input is not available: {e}", "source")
             return False
         device, limit = self.source.device(), self.source.limit_s()
 
@@ -277,7 +294,7 @@ class LiveView(QWidget):
         """Stop the stream (if any) and join its thread; its late signals are then ignored."""
         stream, self._stream = self._stream, None
         if stream is not None and not stream.join(timeout_ms):
-            self.show_error("the streaming thread did not stop in time")
+            self.show_error("the streaming thread did not stop in time", "source")
         self._update_buttons()
 
     def shutdown(self) -> None:
@@ -325,7 +342,7 @@ class LiveView(QWidget):
 
     def _on_failed(self, text: str) -> None:
         if self._current():
-            self.show_error(text)
+            self.show_error(text, "source")
             self.stream_failed.emit(text)
 
     def _on_finished(self, summary: StreamSummary) -> None:

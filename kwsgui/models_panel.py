@@ -1,6 +1,7 @@
 """Models panel: import an ONNX, ELL or .kwm model (on a worker), show its graph summary (nodes,
-shapes, parameters, multiply-adds per frame), add / replace / remove its VAD, save it as .kwm
-and use it as the live view's classifier."""
+shapes, parameters, multiply-adds per frame) and its metadata as a tree (featurizer, training,
+provenance, VAD, ...), add / replace / remove its VAD, save it as .kwm and use it as the live
+view's classifier. A new import clears the old model's summary first: a failed one leaves none."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from PyQt5.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -34,6 +38,39 @@ from kwsgui.widgets import NOTE_STYLE, PathField
 
 MODEL_FILTER = "Models (*.onnx *.ell *.kwm);;All files (*)"
 COLUMNS = ("node", "op", "shape", "parameters", "multiply-adds")
+LIST_ITEMS = 12  # a list of plain values shows its first items, then how many more
+
+
+def value_text(v) -> str:
+    """A metadata value as a person reads it: 0.002 not 0.0020000000949949026, yes/no, – for none."""
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        shown = ", ".join(value_text(x) for x in v[:LIST_ITEMS])
+        return f"{shown}, … ({len(v)} in all)" if len(v) > LIST_ITEMS else shown
+    return str(v)
+
+
+def metadata_items(meta: dict, skip: tuple[str, ...] = ()) -> list[QTreeWidgetItem]:
+    """Tree items (key, value) of a model's metadata: nested dicts (and lists of them) as branches."""
+
+    def item(key: str, v) -> QTreeWidgetItem:
+        if isinstance(v, dict):
+            it = QTreeWidgetItem([key, f"{len(v)} entries" if v else "–"])
+            it.addChildren([item(str(k), x) for k, x in v.items()])
+        elif isinstance(v, (list, tuple)) and any(isinstance(x, (dict, list, tuple)) for x in v):
+            it = QTreeWidgetItem([key, f"{len(v)} items"])
+            it.addChildren([item(f"[{i}]", x) for i, x in enumerate(v)])
+        else:
+            it = QTreeWidgetItem([key, value_text(v)])
+            it.setToolTip(1, value_text(v) if not isinstance(v, (list, tuple)) else ", ".join(map(str, v)))
+        return it
+
+    return [item(str(k), v) for k, v in meta.items() if k not in skip]
 
 
 @dataclass(frozen=True)
@@ -113,6 +150,10 @@ class ModelsPanel(Panel):
         self.meta = QLabel()
         self.meta.setWordWrap(True)
         self.meta.setStyleSheet(NOTE_STYLE)
+        self.meta_tree = QTreeWidget()
+        self.meta_tree.setHeaderLabels(("metadata", "value"))
+        self.meta_tree.setColumnWidth(0, 170)
+        self.meta_tree.setAlternatingRowColors(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
@@ -126,7 +167,11 @@ class ModelsPanel(Panel):
         lay.addWidget(self.error)
         lay.addWidget(self.heading)
         lay.addWidget(self.totals)
-        lay.addWidget(self.table, 1)
+        split = QSplitter()
+        split.addWidget(self.table)
+        split.addWidget(self.meta_tree)
+        split.setSizes([640, 420])
+        lay.addWidget(split, 1)
         lay.addWidget(self.meta)
         lay.addWidget(self.job_bar)
         self._update_buttons()
@@ -155,7 +200,25 @@ class ModelsPanel(Panel):
         soft = self.softmax.isChecked()
         self.remember("models/softmax", "true" if soft else "false")
         cats = self.categories.text() or None
-        return self.run_job("Import", lambda ctx: import_job(src, soft, cats, ctx), on_result=self._imported)
+        if self.busy:
+            self.show_error(f"{self.job.name} is still running: stop it first")
+            return False
+        self.graph, self.path = None, None  # the old model's summary must not stand under this import
+        self._clear_summary(f"Importing {Path(src).name}…")
+        self._update_buttons()
+        return self.run_job("Import", lambda ctx: import_job(src, soft, cats, ctx), on_result=self._imported,
+                            on_finished=self._import_finished)
+
+    def _clear_summary(self, heading: str) -> None:
+        self.heading.setText(heading)
+        self.totals.clear()
+        self.table.setRowCount(0)
+        self.meta_tree.clear()
+        self.meta.clear()
+
+    def _import_finished(self, summary) -> None:
+        if self.graph is None:
+            self._clear_summary("No model imported" + (" (the import failed)" if summary.error else ""))
 
     def _imported(self, r: Imported) -> None:
         self.path = r.path
@@ -187,9 +250,11 @@ class ModelsPanel(Panel):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(i, j, item)
         cats = g.categories
-        meta = {k: v for k, v in g.metadata.items() if k in ("source", "opset", "producer", "time_axis")}
-        self.meta.setText((f"categories ({len(cats)}): {', '.join(cats[:12])}{' …' if len(cats) > 12 else ''}"
-                           if cats else "no categories stored") + (f" · {meta}" if meta else ""))
+        self.meta.setText(f"categories ({len(cats)}): {', '.join(cats[:12])}{' …' if len(cats) > 12 else ''}"
+                          if cats else "no categories stored")
+        self.meta_tree.clear()
+        self.meta_tree.addTopLevelItems(metadata_items(g.metadata, skip=("categories",)))
+        self.meta_tree.expandToDepth(0)
 
     def node_ops(self) -> list[str]:
         return [self.table.item(i, 1).text() for i in range(self.table.rowCount())]

@@ -1,12 +1,13 @@
-"""Small widgets the panels share: an error banner, path fields, a level meter with a clipping
-light, an LED, a slider with a numeric box. The panel base and job bar are in kwsgui.panel."""
+"""Small widgets the panels share: a one-line elided label, an error banner that keeps its line,
+path fields, a level meter with a clipping light, an LED, a slider with a numeric box. The panel
+base and job bar are in kwsgui.panel."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from PyQt5.QtCore import QRectF, QSettings, Qt, pyqtSignal
+from PyQt5.QtCore import QRectF, QSettings, QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QPainter
 from PyQt5.QtWidgets import (
     QDoubleSpinBox,
@@ -24,14 +25,50 @@ ERROR_STYLE = "color: #e04040; font-weight: bold;"
 NOTE_STYLE = "color: #808080;"
 
 
-class ErrorBanner(QLabel):
-    """One red line of the panel's current error; hidden when there is none."""
+class ElidedLabel(QLabel):
+    """One line of text that never changes the layout: as tall as one line, as wide as it is given
+    (it asks for no width), the text elided (…) to fit, the whole of it in the tooltip."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None, *, elide=Qt.ElideMiddle):
+        super().__init__(parent)
+        self.elide = elide
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        m = self.contentsMargins()
+        return QSize(self.fontMetrics().horizontalAdvance(self.text()) + m.left() + m.right(),
+                     self.fontMetrics().height() + m.top() + m.bottom())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, self.sizeHint().height())
+
+    def elided_text(self) -> str:
+        """The text as drawn now."""
+        return self.fontMetrics().elidedText(self.text(), self.elide, max(0, self.contentsRect().width()))
+
+    def paintEvent(self, _event) -> None:
+        p = QPainter(self)
+        self.style().drawItemText(p, self.contentsRect(), int(Qt.AlignLeft | Qt.AlignVCenter), self.palette(),
+                                  self.isEnabled(), self.elided_text(), self.foregroundRole())
+
+
+class ErrorBanner(ElidedLabel):
+    """One red line of the panel's current error. Its line is kept while there is none, so showing
+    or clearing an error never moves the controls; a long error is elided (the tooltip and the
+    status bar have all of it)."""
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWordWrap(True)
+        super().__init__("", parent)
         self.setStyleSheet(ERROR_STYLE)
-        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        sp = self.sizePolicy()
+        sp.setRetainSizeWhenHidden(True)
+        self.setSizePolicy(sp)
         self.hide()
 
     def show_error(self, text: str) -> None:
@@ -39,7 +76,7 @@ class ErrorBanner(QLabel):
         self.show()
 
     def clear_error(self) -> None:
-        self.clear()
+        self.setText("")
         self.hide()
 
 

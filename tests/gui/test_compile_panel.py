@@ -68,3 +68,31 @@ def test_pi3_verify_under_qemu(run_job, qtbot, panel, data_dir, tmp_path):
     v = panel.verification
     assert v.passed and v.how == "qemu-arm" and v.target == "pi3"
     assert panel.result_label.text().startswith("✔ Verified on pi3 (qemu-arm)")
+
+
+def test_rows_stay_put_and_old_results_go_when_the_target_changes(qtbot, panel):
+    """The target line is one line whatever the target (the host's ~100 features are elided, all
+    of them in the tooltip), so no row below moves; a benchmark table of one target is cleared
+    when another is chosen."""
+    from core.compiler.verify import BenchRow
+
+    def rows():
+        qtbot.wait(10)
+        return [w.mapTo(panel, w.rect().topLeft()).y() for w in (panel.module, panel.outdir, panel.clip,
+                                                                  panel.compile_button, panel.table)]
+
+    panel.set_target("host")
+    host = rows()
+    assert panel.target_label.toolTip() == panel.target_label.text() and "features" in panel.target_label.text()
+    for name in ("pi3", "custom", "pi0", "host"):
+        panel.set_target(name)
+        assert rows() == host, name
+    panel.show_error("a long error " * 40)
+    assert rows() == host
+    panel.clear_error()
+
+    panel._benched([BenchRow("host JIT (llvmlite)", 9.0, "")])  # as a host Benchmark leaves it
+    panel.result_label.setText("Compiled for host in 1.0 s")
+    assert panel.table.rowCount() == 1
+    panel.set_target("pi3")
+    assert panel.table.rowCount() == 0 and panel.bench_rows == [] and panel.result_label.text() == ""

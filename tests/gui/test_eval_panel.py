@@ -62,3 +62,50 @@ def test_click_plays_or_explains_and_stop(run_job, qtbot, panel, list_file, tmp_
     panel.list_file.set_path(tmp_path / "missing_list.txt")
     summary = run_job(panel, panel.evaluate)
     assert summary.error and "missing_list.txt" in panel.error.text()
+
+
+def test_continuous_mode_plays_the_shuffled_order_and_every_class_is_named(run_job, panel, list_file):
+    """The continuous modes play the list in core's shuffled order (seed 0, as `kws eval`), and say
+    so; unticked, the list's order. Every row and column of the confusion matrix carries its class
+    name (no indices, none skipped)."""
+    from core.evaluate.passrate import play_order, read_list
+
+    clips = read_list(list_file)
+    panel.list_file.set_path(list_file)
+    panel.set_mode("reset")
+    assert not panel.shuffle.isEnabled()  # the order does not matter there
+    panel.set_mode("continuous")
+    assert panel.shuffle.isEnabled() and panel.shuffle.isChecked()
+    assert run_job(panel, panel.evaluate).completed, panel.error.text()
+    shuffled, how = play_order(clips, continuous=True)
+    assert [r.path for r in panel.report.results] == [str(p) for p, _ in shuffled] != [str(p) for p, _ in clips]
+    assert how in panel.detail_label.text() and panel.report.order == how == "shuffled (seed 0)"
+    rows, cols = panel.heat.getAxis("left").names, panel.heat.getAxis("bottom").names
+    used = panel.heat.matrix.shape[0]
+    assert [n for _, n in rows] == [n for _, n in cols][:used] and len(rows) == used
+    assert {n for _, n in rows} >= set(WORDS) and [n for _, n in cols][-1] == "–"
+    assert [v for v, _ in cols] == [j + 0.5 for j in range(used + 1)]  # one name at every column
+
+    panel.shuffle.setChecked(False)
+    assert run_job(panel, panel.evaluate).completed, panel.error.text()
+    assert [r.path for r in panel.report.results] == [str(p) for p, _ in clips]
+    assert "list order" in panel.detail_label.text()
+
+
+def test_many_classes_are_all_named(qtbot):
+    """31 classes: every row named (a smaller font), the column names stand upright, none dropped."""
+    import numpy as np
+
+    from kwsgui.charts import HeatMap
+
+    names = [f"class_{i:02d}_name" for i in range(31)]
+    h = HeatMap()
+    qtbot.addWidget(h)
+    h.resize(700, 600)
+    m = np.eye(31, 32, dtype=int) * 5
+    h.set_matrix(m, names, names + ["–"])
+    h.show()
+    qtbot.waitExposed(h)
+    qtbot.waitUntil(lambda: h.getAxis("bottom").upright and h.getAxis("bottom").height() > 60)  # room for a name
+    assert [n for _, n in h.getAxis("left").names] == names
+    assert [n for _, n in h.getAxis("bottom").names] == names + ["–"]

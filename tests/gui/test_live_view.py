@@ -279,3 +279,60 @@ def test_file_backed_microphone_records_and_detects(devkit, data_dir, alsa_env, 
     y, rate = read_wav(out_wav)
     assert rate == 16000 and np.array_equal(to_int16(y), to_int16(x[: 31 * 512]))
     assert [p.name for p in out_wav.parent.iterdir()] == ["take.wav"]  # no temporary file left
+
+
+def test_without_a_microphone_record_is_off_and_its_error_goes_with_the_source(qtbot, view, monkeypatch, tmp_path):
+    """No microphone: Play and Record are disabled in microphone mode (Record asks for no file
+    name), an error about the microphone is cleared by switching to a file; an error about the
+    models stays."""
+    mic = pytest.importorskip("core.audio.microphone", reason="core.audio.microphone is not in this build")
+    from PyQt5.QtWidgets import QFileDialog
+
+    from core.errors import KwsError
+
+    try:
+        found = mic.default_input_device()
+    except KwsError:
+        found = None
+    if found is not None:
+        pytest.skip(f"this machine has a microphone ({found.name})")
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: asked.append(a) or ("", ""))
+    assert not view.record_button.isEnabled()  # a file source: nothing to record
+    view.source.set_kind("mic")
+    assert view.source.mic_found is False
+    assert not view.record_button.isEnabled() and not view.play_button.isEnabled()
+    assert "No microphone" in view.record_button.toolTip()
+    assert not view.choose_record() and asked == [] and "no microphone" in view.error_label.text()
+    with qtbot.waitSignal(view.stream_finished, timeout=STREAM_TIMEOUT_MS):
+        assert view.play(play_audio=False)  # called anyway (a script): the stream fails in the panel
+    assert "microphone" in view.error_label.text() and view.error_label.isVisible()
+    view.source.set_kind("wav")
+    assert view.error_label.isHidden() and view.play_button.isEnabled()  # no stale microphone banner
+    assert view.play_button.toolTip() == "Run the source through the models"
+    assert not view.load_classifier(tmp_path / "nope.kwm")  # an error about the models
+    view.source.set_kind("folder")
+    assert "nope.kwm" in view.error_label.text() and view.error_label.isVisible()
+
+
+def test_folder_buttons_do_not_move_with_the_file_name(qtbot, view, tmp_path):
+    """Previous / next stay where they are whatever the length of the file name shown beside them."""
+    from core.audio.wav import write_wav
+
+    for name in ("a.wav", "b" + "_very_long_file_name" * 8 + ".wav"):
+        write_wav(tmp_path / name, np.zeros(1600, np.float32), 16000)
+    assert view.source.set_folder(tmp_path)
+
+    def spot():
+        qtbot.wait(20)
+        src = view.source
+        return src.next_button.x(), src.prev_button.x(), src.path_edit.width(), src.height()
+
+    short = spot()
+    assert view.source.file_label.text() == "1/2  a.wav"
+    view.source.step(1)  # the view plays the file it picked
+    view.shutdown_stream()
+    assert "2/2  b_very_long" in view.source.file_label.toolTip() and spot() == short
+    label = view.source.file_label
+    assert label.elided_text() != label.text() and label.isVisible()  # elided, not widened
+    assert 0 < label.geometry().left() and label.geometry().right() < view.source.width()  # inside the bar

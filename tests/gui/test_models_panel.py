@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PyQt5.QtCore import Qt
 
 from core.graph import modelfile
 from core.graph.interpreter import Interpreter
+from core.quiet import onnx_export_warnings
 
 JOB_MS = 60_000
 
@@ -33,8 +35,9 @@ def tiny_gru(tmp_path_factory):
     net = Net().eval()
     path = tmp_path_factory.mktemp("onnx") / "tiny_gru.onnx"
     axes = {"x": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"}}
-    torch.onnx.export(net, (torch.zeros(1, 5, 80),), str(path), dynamo=False, input_names=["x"],
-                      output_names=["y"], dynamic_axes=axes)
+    with onnx_export_warnings():
+        torch.onnx.export(net, (torch.zeros(1, 5, 80),), str(path), dynamo=False, input_names=["x"],
+                          output_names=["y"], dynamic_axes=axes)
     return net, path
 
 
@@ -103,3 +106,28 @@ def test_broken_onnx_is_one_clear_error(qtbot, panel, tmp_path):
     summary = run(qtbot, panel, lambda: panel.import_model(bad))
     assert summary.error and "broken.onnx" in summary.error and failures == [summary.error]
     assert panel.error.isVisible() and panel.graph is None and not panel.save_button.isEnabled()
+
+
+def test_metadata_is_a_tree_and_a_failed_import_leaves_no_old_summary(qtbot, panel, tmp_path):
+    """The bundled classifier's metadata (featurizer config, training provenance, VAD) reads as
+    key / value rows, not a Python dict; a failed import after it leaves no old table behind."""
+    from core.models import DEFAULT_CLASSIFIER
+
+    assert run(qtbot, panel, lambda: panel.import_model(DEFAULT_CLASSIFIER)).completed, panel.error.text()
+    tree = panel.meta_tree
+    top = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
+    assert {"kind", "featurizer", "training"} <= set(top) and "categories" not in top
+    assert top["kind"].text(1) == "classifier"
+    feat = {top["featurizer"].child(i).text(0): top["featurizer"].child(i).text(1)
+            for i in range(top["featurizer"].childCount())}
+    assert feat["sample_rate"] == "16000" and feat["filterbank"] == "mel" and feat["n_fft"] == "–"
+    assert top["featurizer"].isExpanded()
+    texts = [it.text(1) for it in tree.findItems("*", Qt.MatchWildcard | Qt.MatchRecursive, 1)]
+    assert not any(t.startswith("{") or "': " in t for t in texts)  # no dict reprs
+    assert "{" not in panel.meta.text() and panel.table.rowCount() > 0
+
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07this is not protobuf")
+    assert run(qtbot, panel, lambda: panel.import_model(bad)).error
+    assert panel.table.rowCount() == 0 and tree.topLevelItemCount() == 0 and panel.totals.text() == ""
+    assert panel.heading.text().startswith("No model imported") and panel.graph is None
