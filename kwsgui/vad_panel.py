@@ -166,6 +166,12 @@ class VadPanel(Panel):
         rl.addWidget(self.plots, 1)
         rl.addWidget(self.info)
         split_panel(self, scroll, right, (450, 800))
+        if live is not None:  # Record follows the live view's microphone list
+            live.source.changed.connect(lambda: self.set_busy(self.busy))
+
+    def _no_microphone(self) -> bool:
+        """The live view looked for microphones and found none."""
+        return self.live is not None and self.live.source.mic_found is False
 
     # ------------------------------------------------------------------ plots
     def _show_clip(self) -> None:
@@ -302,8 +308,11 @@ class VadPanel(Panel):
 
     # ------------------------------------------------------------------ jobs
     def set_busy(self, busy: bool) -> None:
-        for b in (self.load_button, self.record_button, self.tune_button):
+        for b in (self.load_button, self.tune_button):
             b.setEnabled(not busy)
+        no_mic = self._no_microphone()
+        self.record_button.setEnabled(not busy and not no_mic)
+        self.record_button.setToolTip("No microphone found" if no_mic else "Record a clip from the microphone")
 
     def _models(self):
         from kwsgui.model_set import ModelSet
@@ -325,6 +334,9 @@ class VadPanel(Panel):
         self._show_clip()
 
     def record(self, path: str | None = None) -> bool:
+        if self._no_microphone():
+            self.show_error("no microphone to record from")
+            return False
         if path is None:
             base = Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation)) / "recordings"
             path = str(base / time.strftime("vad-%Y%m%d-%H%M%S.wav"))

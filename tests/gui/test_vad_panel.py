@@ -77,3 +77,21 @@ def test_live_params_autotune_apply_save(run_job, qtbot, panel, view, data_dir, 
     panel.set_params(VadParams())
     assert panel.load_params(out) and panel.params() == load_params(out)
     assert panel.save_classifier(tmp_path / "clf_vad.kwm") and (tmp_path / "clf_vad.kwm").is_file()
+
+
+def test_record_is_off_once_no_microphone_was_found(panel, view):
+    mic = pytest.importorskip("core.audio.microphone", reason="core.audio.microphone is not in this build")
+    from core.errors import KwsError
+
+    try:
+        found = mic.default_input_device()
+    except KwsError:
+        found = None
+    if found is not None:
+        pytest.skip(f"this machine has a microphone ({found.name})")
+    assert panel.record_button.isEnabled()  # not looked yet
+    view.source.set_kind("mic")  # the live view lists the devices: none
+    assert not panel.record_button.isEnabled() and "No microphone" in panel.record_button.toolTip()
+    assert not panel.record() and "no microphone" in panel.error.text() and panel.job is None
+    panel.set_busy(False)  # a job ending does not bring it back
+    assert not panel.record_button.isEnabled()
