@@ -31,7 +31,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TEACHER_MODES, TrainConfig
 from kwsgui.charts import EpochCurves, HeatMap
 from kwsgui.model_set import BUILTIN
 from kwsgui.panel import Panel
@@ -40,13 +40,18 @@ from kwsgui.train_task import Replay, TrainReport, train_job
 from kwsgui.widgets import NOTE_STYLE, PathField, split_panel, vertical_scroll
 
 CHOICES = {"architecture": ARCHITECTURES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
-           "device": ("auto", "cpu", "cuda")}
+           "device": ("auto", "cpu", "cuda"), "teacher_mode": TEACHER_MODES}
+# text options are model files: a path field with a file chooser
+PATHS = {"teacher": "Teacher model (.ell, .onnx, .kwm)", "teacher_featurizer": "Teacher's own featurizer",
+         "teacher_categories": "Teacher's categories file"}
 GROUPS = {
     "Model": ("architecture", "num_layers", "hidden_size", "tcn_channels", "tcn_kernel", "dropout",
               "normalize"),
     "Optimiser": ("epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "momentum"),
     "Schedule": ("scheduler", "lr_step_size", "lr_gamma", "lr_min"),
     "Regularisation": ("spec_augment", "label_smoothing", "context_prob"),
+    "Teacher (distillation)": ("teacher", "teacher_featurizer", "teacher_categories", "teacher_mode",
+                               "distill_weight", "temperature", "mix_prob", "teacher_vad"),
     "Run": ("device", "seed"),
 }
 INT_RANGES = {"num_layers": (1, 3), "hidden_size": (1, 4096), "tcn_channels": (1, 1024),
@@ -156,7 +161,11 @@ class TrainPanel(Panel):
             return TrainConfig()
 
     def _field(self, name: str, value) -> QWidget:
-        if name in CHOICES:
+        if name in PATHS:
+            w = PathField(self.settings, f"train/{name}", mode="open", caption=PATHS[name],
+                          placeholder="none" if name == "teacher" else "only when needed")
+            w.set_path(str(value))
+        elif name in CHOICES:
             w = QComboBox()
             w.addItems(CHOICES[name])
             w.setCurrentText(str(value))
@@ -177,7 +186,9 @@ class TrainPanel(Panel):
         d = {}
         for f in fields(TrainConfig):
             w = self.fields[f.name]
-            if isinstance(w, QComboBox):
+            if isinstance(w, PathField):
+                d[f.name] = w.text()
+            elif isinstance(w, QComboBox):
                 d[f.name] = w.currentText()
             elif isinstance(w, QCheckBox):
                 d[f.name] = w.isChecked()
@@ -192,7 +203,9 @@ class TrainPanel(Panel):
 
     def set_option(self, name: str, value) -> None:
         w = self.fields[name]
-        if isinstance(w, QComboBox):
+        if isinstance(w, PathField):
+            w.set_path(str(value))
+        elif isinstance(w, QComboBox):
             w.setCurrentText(str(value))
         elif isinstance(w, QCheckBox):
             w.setChecked(bool(value))

@@ -42,6 +42,13 @@ def add_arguments(p):
                    help="audio rate for a featurizer that does not state one")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="worker processes (1)")
     p.add_argument("--seed", type=int, default=0, help="random seed of every augmentation (0)")
+    t = p.add_argument_group("teacher (soft targets for distillation: kws train --teacher-mode dataset)")
+    t.add_argument("--teacher", metavar="MODEL", help="a trained model (.ell, .onnx, .kwm) that labels every row")
+    t.add_argument("--teacher-featurizer", default="", metavar="F",
+                   help="the teacher's own featurizer, when it differs from --featurizer (it hears the same audio)")
+    t.add_argument("--teacher-categories", default="", metavar="FILE",
+                   help="the teacher's categories, when its model does not carry them (matched by name)")
+    t.add_argument("--teacher-vad", action="store_true", help="keep the teacher's VAD while it labels")
     n = p.add_argument_group("noise and augmentation")
     n.add_argument("--noise-dir", metavar="D", help="folder of noise wavs (e.g. _background_noise_)")
     n.add_argument("--noise-fraction", type=float, default=0.0, metavar="F",
@@ -111,6 +118,14 @@ def _show_skipped(skipped, limit: int = 10) -> None:
         print(f"  ... and {len(skipped) - limit} more (all listed in the dataset's meta)", file=sys.stderr)
 
 
+def _teacher_spec(args):
+    from core.train.teacher import TeacherSpec
+
+    if not getattr(args, "teacher", None):
+        return None
+    return TeacherSpec(args.teacher, args.teacher_featurizer, args.teacher_categories, args.teacher_vad)
+
+
 def _build_one(args, list_path: Path, out: Path, categories, graph, fmeta, dcfg, aug, noise,
                label: str, shown: Path | None = None) -> None:
     """Featurize one list and save it to `out` (`shown`: the name to report, when `out` is staged)."""
@@ -123,7 +138,7 @@ def _build_one(args, list_path: Path, out: Path, categories, graph, fmeta, dcfg,
     with Progress(len(entries) + (1 if dcfg.background_rows else 0), label) as progress:
         result = build_dataset(entries, categories, graph, fmeta, config=dcfg, augment_config=aug,
                                noise=noise, jobs=args.jobs, list_file=str(list_path), extra_meta=extra,
-                               progress=progress)
+                               progress=progress, teacher=_teacher_spec(args))
     seconds = time.perf_counter() - t0
     ds = result.dataset
     save_dataset(out, ds)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from core.quiet import onnx_export_warnings
-from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TEACHER_MODES, TrainConfig
 
 
 def add_arguments(p):
@@ -26,6 +26,9 @@ def add_arguments(p):
                    help="units per recurrent layer")
     a.add_argument("--tcn-channels", type=int, default=d.tcn_channels, help="channels per convolution (tcn)")
     a.add_argument("--tcn-kernel", type=int, default=d.tcn_kernel, help="kernel size in frames (tcn)")
+    a.add_argument("--bc-channels", type=int, default=d.bc_channels,
+                   help="base width; the stages use 1, 1.5, 2 and 2.5 times it (bcresnet)")
+    a.add_argument("--bc-blocks", type=int, default=d.bc_blocks, help="residual blocks per stage (bcresnet)")
     a.add_argument("--dropout", type=float, default=d.dropout, help="dropout between layers while training")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training rows")
@@ -47,6 +50,23 @@ def add_arguments(p):
                    help="share of each target spread over the other classes")
     p.add_argument("--context-prob", type=float, default=d.context_prob,
                    help="share of batches trained after unrelated context, for continuous streams")
+    t = p.add_argument_group("distillation (teacher-student)")
+    t.add_argument("--teacher", default=d.teacher, metavar="MODEL",
+                   help="a trained model (.ell, .onnx, .kwm) whose probabilities the student learns from")
+    t.add_argument("--teacher-featurizer", default=d.teacher_featurizer, metavar="F",
+                   help="the teacher's own featurizer, when its features differ from the dataset's "
+                        "(then label the dataset: kws dataset --teacher, and --teacher-mode dataset)")
+    t.add_argument("--teacher-categories", default=d.teacher_categories, metavar="FILE",
+                   help="the teacher's categories, when its model file does not carry them (matched by name)")
+    t.add_argument("--teacher-vad", action="store_true", help="keep the teacher's VAD while it labels rows")
+    t.add_argument("--teacher-mode", choices=TEACHER_MODES, default=d.teacher_mode,
+                   help="online: label every batch as trained (fresh views); dataset: the dataset's stored "
+                        "soft targets")
+    t.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help="share of the teacher's term where a row also has a true label (1: teacher only)")
+    t.add_argument("--temperature", type=float, default=d.temperature, help="softens teacher and student")
+    t.add_argument("--mix-prob", type=float, default=d.mix_prob,
+                   help="share of each batch replaced by two-row mixtures labelled by the teacher alone")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (weights, batches, augmentation)")
     p.add_argument("--resume", action="store_true",

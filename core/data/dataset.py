@@ -9,6 +9,9 @@ File format (np.savez, no pickle: `np.load(path, allow_pickle=False)` reads it):
                 FeaturizerConfig dict when the featurizer is ours
     meta        0-d unicode: JSON with format/version, window_frames, shift_frames, list_file,
                 counts per class, skipped files, augmentation settings, noise, background, seed
+    soft        optional float32 (rows, n_classes): a teacher's probabilities per row (knowledge
+                distillation, `kws dataset --teacher`); with it, a label of -1 means "no true
+                label, learn from the teacher alone" (mixtures, unlabelled recordings)
 
 Rows, per clip (ELL's rule): featurize the clip (one frame per whole hop), cut windows of
 `window_frames` every `shift_frames`; when the frames left over number more than a quarter
@@ -37,6 +40,7 @@ from core.errors import DataError, KwsError
 from core.graph.ir import Graph
 from core.outputs import atomic_file, settle
 from core.progress import check_cancel
+from core.train.teacher import TeacherSpec
 
 FORMAT, VERSION = "kwsgui-dataset", 1
 KEYS = ("features", "labels", "categories", "featurizer", "meta")
@@ -50,18 +54,26 @@ class Dataset:
     categories: tuple[str, ...]
     featurizer: dict
     meta: dict
+    soft: np.ndarray | None = None  # (rows, n_classes) float32 teacher probabilities, or None
 
     def __post_init__(self):
-        f, y = self.features, self.labels
+        f, y, q = self.features, self.labels, self.soft
         if f.ndim != 3 or f.dtype != np.float32:
             raise ValueError(f"features must be float32 (rows, frames, features), got {f.dtype} {f.shape}")
         if y.ndim != 1 or y.dtype != np.int64 or len(y) != len(f):
             raise ValueError(f"labels must be int64 ({len(f)},), got {y.dtype} {y.shape}")
         if not self.categories:
             raise ValueError("a dataset needs at least one category")
-        if len(y) and (y.min() < 0 or y.max() >= len(self.categories)):
-            raise ValueError(f"labels must index the {len(self.categories)} categories, "
-                             f"got {y.min()}..{y.max()}")
+        lowest = -1 if q is not None else 0  # -1: no true label, the teacher's targets only
+        if len(y) and (y.min() < lowest or y.max() >= len(self.categories)):
+            raise ValueError(f"labels must index the {len(self.categories)} categories"
+                             f"{' (or be -1 with soft targets)' if q is not None else ''}, got {y.min()}..{y.max()}")
+        if q is not None:
+            if q.dtype != np.float32 or q.shape != (len(y), len(self.categories)):
+                raise ValueError(f"soft targets must be float32 ({len(y)}, {len(self.categories)}), "
+                                 f"got {q.dtype} {q.shape}")
+            if len(q) and (not np.isfinite(q).all() or q.min() < 0 or np.abs(q.sum(1) - 1).max() > 1e-3):
+                raise ValueError("soft targets must be finite probabilities summing to 1 per row")
 
     @property
     def window_frames(self) -> int:
@@ -79,12 +91,13 @@ class Dataset:
         return len(self.labels)
 
     def counts(self) -> dict[str, int]:
-        n = np.bincount(self.labels, minlength=len(self.categories))
+        n = np.bincount(self.labels[self.labels >= 0], minlength=len(self.categories))
         return {c: int(k) for c, k in zip(self.categories, n)}
 
     def subset(self, index) -> Dataset:
         idx = np.asarray(index)
-        return replace(self, features=self.features[idx], labels=self.labels[idx])
+        return replace(self, features=self.features[idx], labels=self.labels[idx],
+                       soft=None if self.soft is None else self.soft[idx])
 
 
 def _json_default(o):
@@ -108,6 +121,8 @@ def save_dataset(path: str | os.PathLike, ds: Dataset) -> Path:
         "featurizer": np.array(json.dumps(ds.featurizer, default=_json_default)),
         "meta": np.array(json.dumps(ds.meta, default=_json_default)),
     }
+    if ds.soft is not None:
+        arrays["soft"] = np.ascontiguousarray(ds.soft, dtype=np.float32)
     try:
         with atomic_file(p) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -128,6 +143,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
                 raise DataError(f"{p}: not a kwsgui dataset (missing {', '.join(missing)}); "
                                 "make one with `kws dataset`")
             arrays = {k: z[k] for k in KEYS}
+            soft = z["soft"] if "soft" in z.files else None
     except DataError:
         raise
     except ValueError as e:
@@ -152,8 +168,11 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
             docs[k] = json.loads(str(a))
             if not isinstance(docs[k], dict):
                 raise ValueError(f"{k} JSON must be an object")
+        if soft is not None and not np.issubdtype(soft.dtype, np.floating):
+            raise ValueError(f"soft targets must be float, got {soft.dtype}")
         return Dataset(feats.astype(np.float32, copy=False), labels.astype(np.int64, copy=False),
-                       tuple(str(c) for c in cats), docs["featurizer"], docs["meta"])
+                       tuple(str(c) for c in cats), docs["featurizer"], docs["meta"],
+                       None if soft is None else soft.astype(np.float32, copy=False))
     except ValueError as e:  # includes json.JSONDecodeError
         raise DataError(f"{p}: malformed dataset: {e}") from None
 
@@ -230,10 +249,27 @@ class _Context:
     seed: int
     pool: SpeechPool | None = None  # babble: the clips of this split
     rooms: RoomBank | None = None  # reverb: impulse responses simulated once per seed
+    teacher: TeacherSpec | None = None  # soft targets per row (loaded once per process)
+    categories: tuple[str, ...] = ()
+    featurizer_meta: dict | None = None
+
+
+_TEACHERS: dict = {}
+
+
+def _teacher(ctx: _Context):
+    """The context's teacher, loaded (and compiled) once per process."""
+    from core.train.teacher import load_teacher
+
+    key = (ctx.teacher, ctx.categories)
+    if key not in _TEACHERS:
+        _TEACHERS.clear()
+        _TEACHERS[key] = load_teacher(ctx.teacher, list(ctx.categories), ctx.featurizer_meta)
+    return _TEACHERS[key]
 
 
 def _clip_rows(ctx: _Context, x: np.ndarray, rng: np.random.Generator,
-               augmented: bool, index: int | None = None) -> tuple[np.ndarray, bool]:
+               augmented: bool, index: int | None = None) -> tuple[np.ndarray, bool, np.ndarray | None]:
     from core.features.featurizer import featurize
 
     w, s, hop = ctx.window_frames, ctx.shift_frames, ctx.hop
@@ -257,7 +293,20 @@ def _clip_rows(ctx: _Context, x: np.ndarray, rng: np.random.Generator,
     rows = [frames[i: i + w] for i in starts]
     if pad:
         rows.append(frames[len(starts) * s: len(starts) * s + w])
-    return np.stack(rows).astype(np.float32, copy=False), noisy
+    rows = np.stack(rows).astype(np.float32, copy=False)
+    soft = None
+    if ctx.teacher is not None:
+        teacher = _teacher(ctx)
+        if teacher.featurizer is None:  # the teacher reads our features
+            soft = teacher.label_rows(rows)
+        else:  # its own featurizer hears the same (augmented) audio up to each row's end
+            ends = [(i + w) * hop for i in starts] + ([(len(starts) * s + w) * hop] if pad else [])
+            audio = x if tail is None else np.concatenate([x[: n * hop], tail])
+            audio = np.concatenate([audio, np.zeros(max(0, ends[-1] - len(audio)), np.float32)])
+            seconds = w * hop / ctx.sample_rate
+            t_hop = teacher.featurizer.input_size / (teacher.featurizer.metadata.get("sample_rate") or ctx.sample_rate)
+            soft = teacher.label_audio(audio, ctx.sample_rate, ends, max(1, int(round(seconds / t_hop))))
+    return rows, noisy, soft
 
 
 def _file_rows(ctx: _Context, index: int, path: str) -> tuple[np.ndarray, dict]:
@@ -266,14 +315,18 @@ def _file_rows(ctx: _Context, index: int, path: str) -> tuple[np.ndarray, dict]:
     x, _ = read_wav(path, ctx.sample_rate)
     rng = np.random.default_rng([ctx.seed, index])
     aug = ctx.augment
-    out, noisy = [], 0
+    out, soft, noisy = [], [], 0
     for copy in range(1 + aug.copies):
-        r, nz = _clip_rows(ctx, x, rng, aug.active and (aug.copies == 0 or copy > 0), index)
+        r, nz, q = _clip_rows(ctx, x, rng, aug.active and (aug.copies == 0 or copy > 0), index)
         out.append(r)
+        soft.append(q)
         noisy += nz
     rows = np.concatenate(out)
     ok = np.isfinite(rows).all(axis=(1, 2))
-    return rows[ok], {"noisy": noisy, "dropped": int((~ok).sum())}
+    info = {"noisy": noisy, "dropped": int((~ok).sum())}
+    if ctx.teacher is not None:
+        info["soft"] = np.concatenate(soft)[ok]
+    return rows[ok], info
 
 
 _CTX: _Context | None = None
@@ -375,8 +428,10 @@ def build_dataset(entries: Sequence[tuple[str | os.PathLike, str]], categories: 
                   featurizer: Graph, featurizer_meta: dict, *, config: DatasetConfig | None = None,
                   augment_config: AugmentConfig | None = None, noise: NoiseBank | None = None,
                   jobs: int = 1, list_file: str | None = None, extra_meta: dict | None = None,
-                  progress: Callable[[int, int], None] | None = None, cancel=None) -> BuildResult:
+                  progress: Callable[[int, int], None] | None = None, cancel=None,
+                  teacher: TeacherSpec | None = None) -> BuildResult:
     """Featurize (path, label) clips into rows. Unreadable files are skipped and reported.
+    With a `teacher`, every row also gets the teacher's probabilities as soft targets.
 
     `progress(done, total)` is called as files finish; `cancel` (threading.Event) stops the
     work with `Cancelled`. Same seed -> same dataset, whatever `jobs` is."""
@@ -394,7 +449,9 @@ def build_dataset(entries: Sequence[tuple[str | os.PathLike, str]], categories: 
     pool = SpeechPool(tuple(str(p) for p, _ in entries), sr) if aug.babble_fraction > 0 else None
     rooms = RoomBank.simulate(aug, sr, int(config.seed)) if aug.reverb_fraction > 0 else None
     ctx = _Context(featurizer, sr, int(featurizer.input_size), config.window_frames, config.shift_frames, aug,
-                   noise, int(config.seed), pool, rooms)
+                   noise, int(config.seed), pool, rooms, teacher, tuple(cats), dict(featurizer_meta))
+    if teacher is not None:
+        _teacher(ctx)  # a bad teacher fails here, once, not in every file
     tasks = [(i, str(p)) for i, (p, _) in enumerate(entries)]
     total = len(tasks) + (1 if config.background_rows else 0)
     results: dict[int, tuple] = {}
@@ -428,7 +485,7 @@ def build_dataset(entries: Sequence[tuple[str | os.PathLike, str]], categories: 
             except BaseException:
                 pool.terminate()
                 raise
-    feats, labels, skipped = [], [], []
+    feats, labels, softs, skipped = [], [], [], []
     noisy = dropped = 0
     for i, (path, label) in enumerate(entries):
         _, rows, info, err = results[i]
@@ -437,6 +494,8 @@ def build_dataset(entries: Sequence[tuple[str | os.PathLike, str]], categories: 
             continue
         feats.append(rows)
         labels.append(np.full(len(rows), cats.index(label), np.int64))
+        if teacher is not None:
+            softs.append(info["soft"])
         noisy += info["noisy"]
         dropped += info["dropped"]
     if config.background_rows:
@@ -444,6 +503,8 @@ def build_dataset(entries: Sequence[tuple[str | os.PathLike, str]], categories: 
         bg = _background_rows(ctx, config.background_rows, parse_range(config.background_gain_db, "gain"))
         feats.append(bg)
         labels.append(np.full(len(bg), bg_index, np.int64))
+        if teacher is not None:  # background is known to be background: no teacher opinion needed
+            softs.append(np.eye(len(cats), dtype=np.float32)[np.full(len(bg), bg_index)])
         if progress:
             progress(total, total)
     n_feat = int(featurizer.output_size)
@@ -464,6 +525,11 @@ def build_dataset(entries: Sequence[tuple[str | os.PathLike, str]], categories: 
         "background": {"rows": config.background_rows, "label": cats[bg_index],
                        "gain_db": list(config.background_gain_db)} if bg_index is not None else None,
     }
+    if teacher is not None:
+        meta["teacher"] = teacher.describe()
     meta.update(extra_meta or {})
-    ds = Dataset(x, y, tuple(cats), dict(featurizer_meta), meta)
+    soft = None
+    if teacher is not None:
+        soft = np.concatenate(softs) if softs else np.zeros((0, len(cats)), np.float32)
+    ds = Dataset(x, y, tuple(cats), dict(featurizer_meta), meta, soft)
     return BuildResult(ds, tuple(skipped))

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 ARCHITECTURES = ("gru", "lstm", "tcn", "bcresnet")
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+TEACHER_MODES = ("online", "dataset")
 SCHEDULERS = ("none", "step", "exponential", "cosine", "onecycle", "triangle")
 
 
@@ -38,6 +39,19 @@ class TrainConfig:
     # probability that a batch is trained after unrelated context (another row's frames played
     # first, state carried): teaches the model to recover in a continuous stream
     context_prob: float = 0.0
+    # knowledge distillation: a teacher model (any model the app loads) gives soft targets.
+    # online: it labels every batch as trained (fresh views: SpecAugment, context, mixtures);
+    # dataset: the soft targets stored by `kws dataset --teacher` (any teacher featurizer)
+    teacher: str = ""
+    teacher_featurizer: str = ""  # only when the teacher's features differ from the dataset's
+    teacher_categories: str = ""  # when the teacher model does not carry its categories
+    teacher_vad: bool = False  # keep the teacher's VAD (resets inside a row: usually unwanted)
+    teacher_mode: str = "online"
+    distill_weight: float = 0.7  # share of the teacher's term where a row also has a true label
+    temperature: float = 2.0
+    # share of each batch replaced by mixtures of two rows (the second 0-12 dB quieter), labelled
+    # by the teacher alone (online mode; log-mel features)
+    mix_prob: float = 0.0
     device: str = "auto"
     seed: int = 0
 
@@ -68,6 +82,16 @@ class TrainConfig:
             bad("context_prob", "must be in [0, 1]")
         if not 0 <= self.label_smoothing < 1:
             bad("label_smoothing", "must be in [0, 1)")
+        if self.teacher_mode not in TEACHER_MODES:
+            bad("teacher_mode", f"choose one of {', '.join(TEACHER_MODES)}")
+        if not 0 <= self.distill_weight <= 1:
+            bad("distill_weight", "must be in [0, 1]")
+        if not 0.1 <= self.temperature <= 20:
+            bad("temperature", "must be in [0.1, 20]")
+        if not 0 <= self.mix_prob < 1:
+            bad("mix_prob", "must be in [0, 1)")
+        if self.mix_prob and not self.teacher:
+            bad("mix_prob", "mixtures are labelled by a teacher: give --teacher too")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             bad("device", "use auto, cpu or cuda")
 

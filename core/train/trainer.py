@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.data.dataset import Dataset, load_dataset
+from core.data.dataset import BACKGROUND_LABELS, Dataset, load_dataset
 from core.errors import DataError, KwsError
 from core.outputs import atomic_file, clean_stale, output_set, settle
 from core.train import arch
 from core.train.config import TrainConfig
+from core.train.teacher import TeacherSpec, load_teacher
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,80 @@ class Trainer:
         self.x = torch.from_numpy(tr.features).to(self.device)
         self.y = torch.from_numpy(tr.labels).to(self.device)
         self.result = TrainResult(cfg.to_dict(), categories=self.categories)
+        self._init_teacher(tr)
         self.start_epoch = 0
+
+    # ------------------------------------------------------------ distillation
+    def _init_teacher(self, tr: Dataset) -> None:
+        """Online: a teacher labels every batch. Dataset: the soft targets stored with the rows."""
+        cfg = self.cfg
+        self.teacher, self.soft, self.covered = None, None, None
+        bg = [i for i, c in enumerate(self.categories) if c in BACKGROUND_LABELS]
+        self.bg_index = bg[0] if bg else -1
+        if cfg.teacher_mode == "dataset":
+            if tr.soft is None:
+                raise DataError("--teacher-mode dataset: the training set has no soft targets; build it with "
+                                "`kws dataset --teacher MODEL`, or use --teacher-mode online with --teacher")
+            self.soft = torch.from_numpy(tr.soft).to(self.device)
+            # classes the teacher spoke for (background rows carry a one-hot background target)
+            self.covered = (self.soft > 1e-6).any(dim=0)
+        elif cfg.teacher:
+            spec = TeacherSpec(cfg.teacher, cfg.teacher_featurizer, cfg.teacher_categories, cfg.teacher_vad)
+            self.teacher = load_teacher(spec, self.categories, tr.featurizer, need_same_features=True)
+            self.covered = torch.from_numpy(self.teacher.covered).to(self.device)
+            self.result.config["teacher_sha256"] = spec.describe()["classifier_sha256"]
+        if self.covered is None and len(tr.labels) and int(tr.labels.min()) < 0:
+            raise DataError("the training set has rows without a label (-1): they need a teacher "
+                            "(--teacher MODEL, or --teacher-mode dataset with soft targets)")
+        self.log_delta = None
+        if cfg.mix_prob:
+            f = tr.featurizer.get("featurizer")
+            if isinstance(f, dict) and (not f.get("log", True) or f.get("dct")):
+                raise DataError("--mix-prob mixes log filterbank features; this dataset's featurizer "
+                                "has no log or applies a DCT")
+            self.log_delta = float(f.get("log_delta", 1.0)) if isinstance(f, dict) else 1.0
+
+    def _mix(self, xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator):
+        """Replace a share of the rows by mixtures of two rows: filterbank magnitudes of uncorrelated
+        sounds add in power, so m = sqrt(m_a^2 + (g m_b)^2) with m = exp(feature) - log_delta; the
+        second row 0-12 dB quieter. Mixtures have no true label (-1): the teacher labels them."""
+        k = int(round(self.cfg.mix_prob * len(xb)))
+        if k == 0:
+            return xb, yb
+        idx = torch.randperm(len(xb), generator=gen)[:k].to(xb.device)
+        partner = torch.randperm(len(xb), generator=gen)[:k].to(xb.device)
+        gain = (10.0 ** (-torch.rand(k, generator=gen) * 12.0 / 20.0)).to(xb.device)[:, None, None]
+        d = self.log_delta
+        ma = (xb[idx].exp() - d).clamp_min(0)
+        mb = (xb[partner].exp() - d).clamp_min(0) * gain
+        xb, yb = xb.clone(), yb.clone()
+        xb[idx] = torch.log(torch.sqrt(ma * ma + mb * mb) + d)
+        yb[idx] = -1
+        return xb, yb
+
+    def _loss(self, out: torch.Tensor, yb: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
+        """NLL of the true label; with a teacher, Hinton's distillation term T^2 KL(q_T || p_T)
+        mixed in by distill_weight. Rows without a label learn from the teacher alone; the teacher
+        is not trusted on rows labelled background (a teacher whose background class rarely wins
+        would teach the student to fire on silence) nor on classes it does not know."""
+        cfg = self.cfg
+        labelled = yb >= 0
+        y0 = yb.clamp(min=0)
+        if cfg.label_smoothing:
+            ce = torch.nn.functional.cross_entropy(out, y0, label_smoothing=cfg.label_smoothing, reduction="none")
+        else:
+            ce = torch.nn.functional.nll_loss(out, y0, reduction="none")
+        if q is None:
+            return ce.mean()
+        t = cfg.temperature
+        log_qt = torch.log_softmax(torch.log(q.clamp_min(1e-8)) / t, dim=-1)
+        log_pt = torch.log_softmax(out / t, dim=-1)
+        kd = (log_qt.exp() * (log_qt - log_pt)).sum(dim=-1) * (t * t)
+        trust = self.covered[y0] & (y0 != self.bg_index)
+        a = cfg.distill_weight
+        w_kd = torch.where(labelled, a * trust.float(), torch.ones_like(kd))
+        w_ce = torch.where(labelled, 1.0 - w_kd, torch.zeros_like(kd))
+        return (w_kd * kd + w_ce * ce).mean()
 
     # ------------------------------------------------------------ checkpoints
     @property
@@ -234,7 +308,7 @@ class Trainer:
         perm = torch.randperm(len(self.y), generator=gen)
         perm = perm[self.rank :: self.world]
         n_batches = max(1, len(perm) // cfg.batch_size)
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, correct, seen, labelled = 0.0, 0, 0, 0
         for b in range(n_batches):
             if self.stop.is_set():
                 raise KeyboardInterrupt
@@ -250,18 +324,26 @@ class Trainer:
                 ctx = xb[torch.randperm(len(xb), generator=gen).to(xb.device)]
                 keep = int(torch.randint(1, xb.shape[1] + 1, (1,), generator=gen))
                 xb = torch.cat([ctx[:, -keep:], xb], dim=1)
+            q = None
+            if self.teacher is not None:  # fresh soft targets for exactly what the student sees
+                if cfg.mix_prob:
+                    xb, yb = self._mix(xb, yb, gen)
+                q = torch.from_numpy(self.teacher.label_rows(xb.detach().cpu().numpy())).to(self.device)
+            elif self.soft is not None:
+                q = self.soft[idx]
             out = self.net(xb)[:, -1]
-            loss = torch.nn.functional.nll_loss(out, yb) if not cfg.label_smoothing else \
-                torch.nn.functional.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
+            loss = self._loss(out, yb, q)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             loss_sum += float(loss.detach()) * len(yb)
-            correct += int((out.argmax(-1) == yb).sum())
+            known = yb >= 0
+            correct += int((out.argmax(-1) == yb)[known].sum())
             seen += len(yb)
+            labelled += int(known.sum())
             if self.on_progress and (b % 10 == 0 or b == n_batches - 1):
                 self.on_progress(epoch, b + 1, n_batches)
-        return loss_sum / max(seen, 1), correct / max(seen, 1), seen * self.world
+        return loss_sum / max(seen, 1), correct / max(labelled, 1), seen * self.world
 
     def fit(self) -> TrainResult:
         cfg = self.cfg

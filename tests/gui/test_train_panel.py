@@ -114,3 +114,18 @@ def test_stop_keeps_the_finished_epochs_and_bad_options_are_refused(qtbot, panel
     panel.set_option("learning_rate", 0.01)
     panel.fields["weight_decay"].setText("-1")
     assert not panel.start() and "weight_decay" in panel.error.text()
+
+
+def test_teacher_fields_reach_the_config(panel, shared_data):
+    """The Teacher group: model files through path fields, mode, weights; a missing teacher file is
+    refused with its name when training starts."""
+    teacher = shared_data / "ell_devkit_model" / "classifier.ell"
+    panel.set_option("teacher", str(teacher))
+    panel.set_option("teacher_mode", "online")
+    panel.set_option("mix_prob", 0.25)
+    cfg = panel.config()
+    assert (cfg.teacher, cfg.teacher_mode, cfg.mix_prob, cfg.teacher_featurizer) == (str(teacher), "online", 0.25, "")
+    panel.set_option("mix_prob", 0.5)
+    panel.set_option("teacher", "")
+    with pytest.raises(ValueError, match="mix_prob"):  # mixtures need a teacher to label them
+        panel.config()
