@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ModelFormatError, ModelImportError
+from core.errors import KwsError, ModelFormatError, ModelImportError
 from core.features import dsp
 from core.features.vad import VadConfig
 from core.fsutil import read_text_bounded
 from core.graph.ir import Graph, Node
-from core.importers.limits import MAX_ELL_BYTES, MAX_FILTERS, MAX_FRAME, MAX_NODES, MAX_PARAM, MAX_STATE, check_graph
+from core.graph.ops import OPS
+from core.importers.limits import MAX_ELL_BYTES, MAX_FFT, MAX_FILTERS, MAX_FRAME, MAX_NODES, MAX_PARAM
 
 _PORT = re.compile(r"^\s*(\w+)\.(\w+)\s*$")
 _PORT_NODE = re.compile(r"^\s*(\w+)\.")  # the node a port refers to, whatever element range follows
@@ -143,6 +144,7 @@ class _Builder:
         self.raw = raw
         self.alias: dict[str, str] = {}  # ELL node id -> our node id (identity-like nodes collapse)
         self.nodes: dict[str, Node] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
         self.order: list[str] = []
 
     def fail(self, nid: str, msg: str):
@@ -192,14 +194,17 @@ class _Builder:
     def array(self, nid: str, d, path: str, max_size: int = MAX_PARAM) -> np.ndarray:
         """A flat list of finite numbers as float32."""
         v = self.field(nid, d, path)
-        if not isinstance(v, list) or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+        if not isinstance(v, list):
             self.fail(nid, f"field {path!r} must be a list of numbers")
         if len(v) > max_size:
             self.fail(nid, f"field {path!r} has {len(v)} values, more than the {max_size} allowed")
-        try:
-            arr = np.asarray(v, np.float64)
-        except OverflowError:  # an integer too big for a float
-            self.fail(nid, f"field {path!r} holds a number too large for a float")
+        try:  # numbers only (bools too: ConstantNode<bool>); strings, lists, null give another dtype
+            arr = np.asarray(v)
+        except (ValueError, OverflowError):  # ragged nesting; an integer too big for any dtype
+            arr = np.asarray([], object)
+        if arr.ndim != 1 or arr.dtype.kind not in "biuf":
+            self.fail(nid, f"field {path!r} must be a list of numbers")
+        arr = arr.astype(np.float64)
         if not np.all(np.isfinite(arr)) or np.any(np.abs(arr) > np.finfo(np.float32).max):
             self.fail(nid, f"field {path!r} holds NaN, infinite or out-of-range values")
         return arr.astype(np.float32)
@@ -225,6 +230,13 @@ class _Builder:
             if not np.all(np.isfinite(v)):
                 self.fail(nid, f"its {k} holds NaN or infinite values")
         node = Node(f"n{nid}", op, inputs, dict(attrs or {}), arrays)
+        try:  # per-frame shapes as we go (one node at a time: linear in the node count)
+            shape = tuple(int(d) for d in OPS[op].shape(node, [self.shapes[i] for i in inputs]))
+        except (KwsError, KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
+            self.fail(nid, f"does not fit its inputs: {e}")
+        if math.prod(shape) > MAX_FRAME or min(shape, default=1) < 1:
+            self.fail(nid, f"makes frames of shape {shape} (at most {MAX_FRAME} values are allowed)")
+        self.shapes[node.id] = shape
         self.nodes[node.id] = node
         self.order.append(node.id)
         self.alias[nid] = node.id
@@ -265,7 +277,7 @@ class _Builder:
         return self.add(nid, "constant", [], {}, {"value": self.array(nid, n, "values")})
 
     def _BufferNode(self, nid, n):
-        size = self.int_(nid, n, "windowSize", 1, MAX_STATE)
+        size = self.int_(nid, n, "windowSize", 1, MAX_FRAME)
         return self.add(nid, "frame_buffer", [self.port(nid, "input")], {"window_size": size})
 
     def _HammingWindowNode(self, nid, n):
@@ -276,9 +288,9 @@ class _Builder:
 
     def _FFTNode(self, nid, n):
         src = self.port(nid, "input")
-        size = self.int_(nid, n, "fftSize", 0, 2 * MAX_FRAME - 2, default=0) or dsp.next_pow2(self._size(src))
-        if size > 2 * MAX_FRAME - 2:
-            self.fail(nid, f"an FFT of {size} points is larger than allowed")
+        size = self.int_(nid, n, "fftSize", 0, MAX_FFT, default=0) or dsp.next_pow2(self._size(src))
+        if size > MAX_FFT:
+            self.fail(nid, f"an FFT of {size} points (for {self._size(src)} inputs) is larger than allowed ({MAX_FFT})")
         return self.add(nid, "fft_mag", [src], {"n_fft": size, "power": False})
 
     def _filterbank(self, nid, n, kind):
@@ -291,7 +303,7 @@ class _Builder:
         end = self.int_(nid, n, "filters.end", begin, count, default=count)
         new_style = self._has(f, "fftSize") or self._has(f, "offset")
         offset = self.float_(nid, n, "filters.offset", -1.0, 1.0, default=0.0) if new_style else 0.5
-        span = self.int_(nid, n, "filters.fftSize", 1, 2 * MAX_FRAME) if (kind == "mel" and "fftSize" in f) else window
+        span = self.int_(nid, n, "filters.fftSize", 1, MAX_FFT) if (kind == "mel" and "fftSize" in f) else window
         n_bins = self._size(src)
         if count * n_bins > MAX_PARAM:
             self.fail(nid, f"{count} filters over {n_bins} bins is a larger filter bank than allowed")
@@ -317,7 +329,10 @@ class _Builder:
 
     def _DCTNode(self, nid, n):
         n_out = self.int_(nid, n, "numFilters", 1, MAX_FILTERS)
-        return self.add(nid, "dct", [self.port(nid, "input")], {"n_out": n_out})
+        src = self.port(nid, "input")
+        if n_out * self._size(src) > MAX_PARAM:
+            self.fail(nid, f"a DCT of {self._size(src)} values to {n_out} is larger than allowed")
+        return self.add(nid, "dct", [src], {"n_out": n_out})
 
     def _UnaryOperationNode(self, nid, n):
         op = self.field(nid, n, "operation")
@@ -399,13 +414,7 @@ class _Builder:
         return self.add(nid, "unary", [self.port(nid, "input")], {"fn": fn})
 
     def _size(self, our_id: str) -> int:
-        from core.graph.shapes import infer_shapes
-
-        sub = Graph([self.nodes[i] for i in self.order], {})
-        try:
-            return math.prod(infer_shapes(sub)[our_id])
-        except ModelFormatError as e:
-            raise ModelImportError(f"{self.name}: {e}") from None
+        return math.prod(self.shapes[our_id])
 
 
 def _metadata(graph: Graph, path: Path) -> dict:
@@ -457,5 +466,4 @@ def load_ell(path: str | os.PathLike) -> Graph:
         graph.validate()
     except ModelFormatError as e:
         raise ModelImportError(f"{p}: the model's nodes do not fit together: {e}") from None
-    check_graph(graph, str(p))
     return graph

@@ -30,6 +30,7 @@ external-data paths outside the model's folder give a `ModelFormatError`. Nothin
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
@@ -39,11 +40,13 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelFormatError, ModelImportError
+from core.fsutil import check_regular_file, read_bytes_bounded
 from core.graph.ir import Graph
-from core.importers.onnx_build import TranslateError, attributes
+from core.importers.limits import MAX_FRAME, MAX_NODES, MAX_ONNX_BYTES
+from core.importers.onnx_build import MALFORMED, TranslateError, attributes, node_label
 from core.importers.onnx_passes import simplify
 from core.importers.onnx_temporal import TemporalOps
-from core.importers.onnx_values import Const, Poison, StateIn, Stream, size, squeezed
+from core.importers.onnx_values import TIME, Const, Poison, StateIn, Stream, size, squeezed
 
 MIN_OPSET = 6
 _TRANSPARENT = {
@@ -104,10 +107,7 @@ def read_model(path: str | os.PathLike):
     from google.protobuf.message import DecodeError
 
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise ModelFormatError(f"{p}: cannot read: {e.strerror or e}") from None
+    data = read_bytes_bounded(p, "ONNX model", error=ModelFormatError, max_bytes=MAX_ONNX_BYTES)
     if not data:
         raise ModelFormatError(f"{p}: not an ONNX model (the file is empty)")
     model = onnx.ModelProto()
@@ -123,26 +123,66 @@ def read_model(path: str | os.PathLike):
         raise ModelFormatError(f"{p}: malformed or truncated ONNX model (the graph has no outputs)")
     if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
         raise ModelFormatError(f"{p}: malformed or truncated ONNX model (no default-domain opset_import)")
+    if len(model.graph.node) > MAX_NODES:
+        raise ModelImportError(f"{p}: {len(model.graph.node)} nodes, more than the {MAX_NODES} allowed")
+    _check_names(model.graph, p)
     _resolve_external_data(model, p)
     return model
 
 
+def _check_names(graph, p: Path) -> None:
+    """Protobuf hands back invalid UTF-8 in a string field as bytes: refuse such names up front."""
+    for k, n in enumerate(graph.node):
+        names = [n.op_type, n.domain, n.name, *n.input, *n.output, *(a.name for a in n.attribute)]
+        if not all(isinstance(x, str) for x in names):
+            raise ModelFormatError(f"{p}: node {k}: a name, op type or tensor name is not valid UTF-8 text")
+    lists = (("graph input", graph.input), ("graph output", graph.output), ("initializer", graph.initializer))
+    for what, items in lists:
+        for k, v in enumerate(items):
+            if not isinstance(v.name, str):
+                raise ModelFormatError(f"{p}: {what} {k}: its name is not valid UTF-8 text")
+
+
 def _tensors(graph):
-    yield from graph.initializer
-    for node in graph.node:
-        for a in node.attribute:
-            if a.HasField("t"):
-                yield a.t
-            yield from a.tensors
+    """Every tensor of the graph, its subgraphs (If/Loop bodies) included (iterative walk)."""
+    graphs = [graph]
+    while graphs:
+        g = graphs.pop()
+        yield from g.initializer
+        for sp in g.sparse_initializer:
+            yield from (sp.values, sp.indices)
+        for node in g.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
+                if a.HasField("sparse_tensor"):
+                    yield from (a.sparse_tensor.values, a.sparse_tensor.indices)
+                for sp in a.sparse_tensors:
+                    yield from (sp.values, sp.indices)
+                if a.HasField("g"):
+                    graphs.append(a.g)
+                graphs.extend(a.graphs)
+
+
+def _count(value: str, what: str, where: str) -> int:
+    """A non-negative byte count or offset from an external-data entry."""
+    v = value.strip()
+    if not (v.isascii() and v.isdigit()) or len(v) > 19:
+        raise ModelFormatError(f"{where} {what} {value!r} is not a byte count")
+    return int(v)
 
 
 def _resolve_external_data(model, path: Path) -> None:
     onnx = _onnx()
     base = path.resolve().parent
+    total = 0
     for t in _tensors(model.graph):
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
         info = {e.key: e.value for e in t.external_data}
+        if not all(isinstance(x, str) for kv in info.items() for x in kv):
+            raise ModelFormatError(f"{path}: tensor {t.name!r}: an external-data entry is not valid UTF-8 text")
         loc = info.get("location", "")
         where = f"{path}: tensor {t.name!r}: external data"
         rel = Path(loc)
@@ -151,17 +191,34 @@ def _resolve_external_data(model, path: Path) -> None:
         full = (base / rel).resolve()
         if not full.is_relative_to(base):
             raise ModelFormatError(f"{where} path {loc!r} leads outside the model's folder")
-        if not full.is_file():
+        if not full.exists():
             raise ModelFormatError(f"{where} file {loc!r} is missing (expected beside the model, at {full})")
+        try:
+            check_regular_file(full, "external data file", error=ModelFormatError)
+        except ModelFormatError as e:
+            raise ModelFormatError(f"{where}: {e}") from None
         try:
             dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
         except (KeyError, TypeError, ValueError):
             raise ModelFormatError(f"{where}: unknown data type {t.data_type}") from None
+        if any(d < 0 for d in t.dims):
+            raise ModelFormatError(f"{where}: the tensor has negative dims {list(t.dims)}")
         need = size(t.dims) * dtype.itemsize
-        offset = int(info.get("offset", 0) or 0)
-        length = int(info.get("length", need) or need)
+        total += need
+        if total > MAX_ONNX_BYTES:
+            raise ModelFormatError(
+                f"{where}: tensor dims {list(t.dims)} make the external data larger than the "
+                f"{MAX_ONNX_BYTES} bytes allowed"
+            )
+        offset = _count(info.get("offset", "0") or "0", "offset", where)
+        length = _count(info.get("length", "") or str(need), "length", where)
         if length != need:
             raise ModelFormatError(f"{where} has {length} bytes, the tensor needs {need}")
+        have = full.stat().st_size
+        if offset + length > have:
+            raise ModelFormatError(
+                f"{where} file {loc!r} is truncated ({max(have - offset, 0)} of {length} bytes at offset {offset})"
+            )
         with open(full, "rb") as f:
             f.seek(offset)
             raw = f.read(length)
@@ -194,24 +251,32 @@ def _constants(graph) -> dict[str, np.ndarray]:
             pass
     for node in graph.node:
         if node.op_type == "Constant" and node.output:
-            at = attributes(node)
-            if "value" in at:
-                consts[node.output[0]] = numpy_helper.to_array(at["value"])
-            elif "value_ints" in at:
-                consts[node.output[0]] = np.asarray(at["value_ints"])
+            try:
+                at = attributes(node)
+                if "value" in at:
+                    consts[node.output[0]] = numpy_helper.to_array(at["value"])
+                elif "value_ints" in at:
+                    consts[node.output[0]] = np.asarray(at["value_ints"])
+            except Exception:  # noqa: BLE001 - reported when the translator reads it
+                pass
     return consts
 
 
-def _only_rnn_state(name: str, consumers, seen=None) -> bool:
-    seen = seen or set()
-    for node, k in consumers.get(name, []):
-        if node.op_type in ("GRU", "RNN") and k == 5 or node.op_type == "LSTM" and k in (5, 6):
-            continue
-        if node.op_type in _STATE_PASS and k == 0:
-            if any(o in seen or not _only_rnn_state(o, consumers, seen | {o}) for o in node.output if o):
+def _only_rnn_state(name: str, consumers) -> bool:
+    """Whether tensor `name` only feeds RNN initial states, through state-passing ops (iterative)."""
+    stack, seen = [name], {name}
+    while stack:
+        for node, k in consumers.get(stack.pop(), []):
+            if node.op_type in ("GRU", "RNN") and k == 5 or node.op_type == "LSTM" and k in (5, 6):
+                continue
+            if node.op_type not in _STATE_PASS or k != 0:
                 return False
-            continue
-        return False
+            for o in node.output:
+                if o in seen:
+                    return False  # a loop back through the state ops
+                if o:
+                    seen.add(o)
+                    stack.append(o)
     return True
 
 
@@ -267,25 +332,28 @@ def find_time_axis(graph, inp, name: str) -> int | None:
     rank = len(dims)
     dynamic = [not (d.HasField("dim_value") and d.dim_value > 0) for d in dims]
     cons, consts = _consumers(graph), _constants(graph)
-    queue, seen = [(inp.name, list(range(rank)))], set()
+    queue, seen = collections.deque([(inp.name, list(range(rank)))]), set()
     while queue:
-        tname, axmap = queue.pop(0)
+        tname, axmap = queue.popleft()
         if tname in seen:
             continue
         seen.add(tname)
         for node, k in cons.get(tname, []):
-            at = attributes(node)
-            if node.op_type in ("GRU", "LSTM") and k == 0 and len(axmap) == 3:
-                m = axmap[int(at.get("layout", 0))]
-                if m is not None:
-                    return m
-            if node.op_type in ("Conv", "MaxPool", "AveragePool") and k == 0 and len(axmap) in (3, 4):
-                mapped = [axmap[a] for a in range(2, len(axmap)) if axmap[a] is not None]
-                dyn = [m for m in mapped if dynamic[m]]
-                if dyn or mapped:
-                    return (dyn or mapped)[0]
-            out = _propagate(node, k, axmap, consts)
-            if out is not None:
+            try:
+                at = attributes(node)
+                if node.op_type in ("GRU", "LSTM") and k == 0 and len(axmap) == 3:
+                    m = axmap[int(at.get("layout", 0))]
+                    if m is not None:
+                        return m
+                if node.op_type in ("Conv", "MaxPool", "AveragePool") and k == 0 and len(axmap) in (3, 4):
+                    mapped = [axmap[a] for a in range(2, len(axmap)) if axmap[a] is not None]
+                    dyn = [m for m in mapped if dynamic[m]]
+                    if dyn or mapped:
+                        return (dyn or mapped)[0]
+                out = _propagate(node, k, axmap, consts)
+            except (ModelFormatError, *MALFORMED):
+                out = None  # a malformed node: the translator reports it with its name
+            if out is not None and all(m is None or 0 <= m < rank for m in out):
                 queue.extend((o, out) for o in node.output if o)
     if rank <= 1:
         return None
@@ -310,41 +378,82 @@ class Translator(TemporalOps):
     to_softmax: frozenset[str] = frozenset()
 
 
-def _needed(graph, output: str) -> list:
-    producer = {o: n for n in graph.node for o in n.output if o}
-    need, stack = set(), [output]
+def _producers(graph, name: str) -> dict[str, Any]:
+    producer: dict[str, Any] = {}
+    for n in graph.node:
+        for o in n.output:
+            if o in producer:
+                raise ModelFormatError(f"{name}: tensor {o!r} is the output of two nodes (malformed model)")
+            if o:
+                producer[o] = n
+    return producer
+
+
+def _needed(graph, output: str, name: str) -> list:
+    """The nodes `output` depends on, each after the nodes it reads: the file's order when that is
+    topological (as ONNX requires), else a depth-first order. A cycle is a ModelFormatError."""
+    producer = _producers(graph, name)
+    state: dict[int, int] = {}  # id(node): 1 on the current path, 2 done
+    post: list = []
+    first = producer.get(output)
+    stack = [(first, iter(first.input))] if first is not None else []
+    if first is not None:
+        state[id(first)] = 1
     while stack:
-        name = stack.pop()
-        n = producer.get(name)
-        if n is None or id(n) in need:
+        node, inputs = stack[-1]
+        i = next(inputs, None)
+        if i is None:
+            stack.pop()
+            state[id(node)] = 2
+            post.append(node)
             continue
-        need.add(id(n))
-        stack.extend(i for i in n.input if i)
-    return [n for n in graph.node if id(n) in need]
+        dep = producer.get(i)
+        if dep is None:
+            continue
+        if state.get(id(dep)) == 1:
+            raise ModelFormatError(
+                f"{name}: node {node_label(dep)!r} ({dep.op_type}) depends on its own output through "
+                f"tensor {i!r} (a cycle in the graph)"
+            )
+        if id(dep) not in state:
+            state[id(dep)] = 1
+            stack.append((dep, iter(dep.input)))
+    pos = {id(n): k for k, n in enumerate(graph.node)}
+    in_file_order = sorted(post, key=lambda n: pos[id(n)])
+    if all(pos[id(producer[i])] < pos[id(n)] for n in post for i in n.input if i in producer):
+        return in_file_order
+    return post
 
 
-def _final_log_softmax(graph, output: str) -> str | None:
+def _follow(graph, output: str, stop) -> Any:
+    """Walk back from `output` through transparent ops (first inputs) to the first other node;
+    `stop(node)` says what to return there. Each tensor once: a cycle ends the walk."""
     producer = {o: n for n in graph.node for o in n.output if o}
-    name = output
-    while name in producer:
+    name, seen = output, set()
+    while name in producer and name not in seen:
+        seen.add(name)
         n = producer[name]
-        if n.op_type == "LogSoftmax":
-            return n.output[0]
         if n.op_type not in _TRANSPARENT or not n.input:
-            return None
+            return stop(n)
         name = n.input[0]
     return None
 
 
+def _final_log_softmax(graph, output: str) -> str | None:
+    return _follow(graph, output, lambda n: n.output[0] if n.op_type == "LogSoftmax" else None)
+
+
 def _categories(model) -> list[str] | None:
     for prop in model.metadata_props:
+        if not isinstance(prop.key, str) or not isinstance(prop.value, str):
+            continue  # not valid UTF-8: not labels we could show
         if prop.key.lower() in ("categories", "labels", "classes", "class_names"):
             v = prop.value.strip()
             try:
                 cats = json.loads(v)
                 if isinstance(cats, list):
                     return [str(c) for c in cats]
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
             sep = "\n" if "\n" in v else ","
             return [c.strip() for c in v.split(sep) if c.strip()]
@@ -369,6 +478,8 @@ def load_onnx(
     if not MIN_OPSET <= opset <= newest:
         raise ModelImportError(f"{p}: opset {opset} is not supported (supported: {MIN_OPSET} to {newest})")
     g = model.graph
+    main_out = g.output[0].name
+    needed = _needed(g, main_out, str(p))  # first: a cycle would trap the walks below
     inp, state_inputs = _pick_input(g, str(p), input_name)
     ttype = inp.type.tensor_type
     if not ttype.HasField("shape"):
@@ -383,6 +494,12 @@ def load_onnx(
         if not 0 <= t < rank:
             raise ModelImportError(f"{p}: time axis {time_axis} is outside input {inp.name!r} of rank {rank}")
     dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in ttype.shape.dim]
+    frame = size([d for k, d in enumerate(dims) if k != t])
+    if frame > MAX_FRAME or any(d >= TIME for d in dims):
+        raise ModelImportError(
+            f"{p}: input {inp.name!r} has shape {dims}: frames of {frame} values, or an axis of {TIME} "
+            f"or more, are larger than allowed (at most {MAX_FRAME} values per frame)"
+        )
     static_t = None
     if t is not None:
         d = ttype.shape.dim[t]
@@ -390,11 +507,8 @@ def load_onnx(
         dims[t] = 0
 
     tr = Translator(str(p), opset, static_t)
-    main_out = g.output[0].name
     final = _final_log_softmax(g, main_out)
     tr.to_softmax = {final} if final and softmax else set()
-    from core.importers.onnx_values import TIME
-
     full = [d for k, d in enumerate(dims) if k != t]
     in_id = tr.add("input", [], {"size": size(full)}, hint="input")
     start = Stream(in_id, tuple(TIME if k == t else d for k, d in enumerate(dims)), t)
@@ -408,7 +522,7 @@ def load_onnx(
             raise ModelFormatError(f"{p}: initializer {init.name!r} is malformed or truncated: {e}") from None
     error: TranslateError | None = None
     try:
-        for node in _needed(g, main_out):
+        for node in needed:
             tr.visit(node)
     except TranslateError as e:
         error = e
@@ -428,12 +542,12 @@ def load_onnx(
             "padded after the current frame in time): pad convolutions causally to stream it"
         )
     tr.add("output", [tr.as_shape(out.node, squeezed(out.frame_dims))], hint="output")
-    graph = simplify(Graph(tr.nodes, {}))
-    graph.metadata = _metadata(model, p, opset, inp.name, t, out, softmax and final is not None, final)
     try:
+        graph = simplify(Graph(tr.nodes, {}))
         graph.validate()
-    except ModelFormatError as e:  # pragma: no cover - a translator bug, not the user's file
-        raise ModelImportError(f"{p}: the imported graph is inconsistent: {e}") from None
+    except (ModelFormatError, *MALFORMED) as e:
+        raise ModelImportError(f"{p}: the imported graph is inconsistent: {e!r}") from None
+    graph.metadata = _metadata(model, p, opset, inp.name, t, out, softmax and final is not None, final)
     return graph
 
 
@@ -445,7 +559,7 @@ def _metadata(model, p: Path, opset: int, inp: str, t, out: Stream, converted: b
             "file": p.name,
             "opset": opset,
             "ir_version": int(model.ir_version),
-            "producer": " ".join(x for x in (model.producer_name, model.producer_version) if x),
+            "producer": " ".join(_text(x) for x in (model.producer_name, model.producer_version) if x),
             "input": inp,
             "time_axis": t,
         },
@@ -468,12 +582,10 @@ def _metadata(model, p: Path, opset: int, inp: str, t, out: Stream, converted: b
     return meta
 
 
+def _text(x) -> str:
+    """A protobuf string field (bytes when it is not valid UTF-8) as text."""
+    return x if isinstance(x, str) else x.decode("utf-8", "replace")
+
+
 def _final_op(graph, output: str) -> str | None:
-    producer = {o: n for n in graph.node for o in n.output if o}
-    name = output
-    while name in producer:
-        n = producer[name]
-        if n.op_type not in _TRANSPARENT or not n.input:
-            return n.op_type
-        name = n.input[0]
-    return None
+    return _follow(graph, output, lambda n: n.op_type)

@@ -17,16 +17,34 @@ from onnx import helper, numpy_helper
 from core.errors import ModelFormatError, ModelImportError
 from core.graph.ir import Node
 from core.graph.ops import OPS
+from core.importers.limits import MAX_FRAME, MAX_PARAM, prod
 from core.importers.onnx_values import TIME, Bad, Const, Poison, StateIn, Stream, squeezed
 
 # ops that only pass an RNN's initial state along (allowed on StateIn values)
 _STATE_OPS = {"Identity", "Slice", "Squeeze", "Unsqueeze", "Gather", "Split", "Reshape", "Cast", "Transpose"}
+# what a malformed node (missing inputs, attributes of the wrong type or rank) makes a handler raise
+MALFORMED = (IndexError, KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError,
+             np.linalg.LinAlgError)
+# ops whose output can be far larger than their inputs (sizes come from values or attributes);
+# folded only when ONNX shape inference tells the output size
+_GROWERS = {
+    "ConstantOfShape", "Expand", "Tile", "Range", "OneHot", "Resize", "Upsample", "Pad", "RandomNormal",
+    "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "ConvTranspose", "Col2Im",
+    "CenterCropPad", "MaxUnpool", "DFT", "STFT", "MelWeightMatrix", "HannWindow", "HammingWindow",
+    "BlackmanWindow", "If",
+}
+_LOOPS = {"Loop", "Scan", "SequenceMap"}  # never evaluated at import: the trip count is the file's to choose
 
 
 def attributes(node: onnx.NodeProto) -> dict[str, Any]:
     out = {}
     for a in node.attribute:
-        v = helper.get_attribute_value(a)
+        try:
+            v = helper.get_attribute_value(a)
+        except (ValueError, TypeError) as e:
+            raise ModelFormatError(
+                f"node {node_label(node)!r} ({node.op_type}): attribute {a.name!r} is malformed: {e}"
+            ) from None
         if isinstance(v, bytes):
             v = v.decode("utf-8", "replace")
         elif isinstance(v, list) and v and isinstance(v[0], bytes):
@@ -91,10 +109,15 @@ class Builder:
             {key: np.ascontiguousarray(np.asarray(v, np.float32)) for key, v in (params or {}).items()},
         )
         spec = OPS[op]
+        for key, v in node.params.items():
+            if v.size > MAX_PARAM:
+                self.fail(f"{op} {key} of {v.size} elements is larger than allowed ({MAX_PARAM})")
         try:
             shape = tuple(int(d) for d in spec.shape(node, [self.shapes[i] for i in inputs]))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, ModelFormatError) as e:
             self.fail(f"cannot build {op} node: {e}")
+        if prod(shape) > MAX_FRAME or min(shape, default=1) < 0:
+            self.fail(f"a frame of shape {shape} (at most {MAX_FRAME} values are allowed)")
         self.nodes.append(node)
         self.shapes[nid] = shape
         return nid
@@ -187,13 +210,13 @@ class Builder:
                 self.fail(f"graph input {name!r} is used other than as an RNN initial state")
             outs = [next(v for v in ins if isinstance(v, StateIn))] * len(node.output)
         elif all(v is None or isinstance(v, Const) for v in ins):
-            outs = self.fold(node, ins)
+            outs = self.guarded(self.fold, node, ins)
         else:
             handler = getattr(self, "_op_" + node.op_type, None)
             if handler is None:
                 outs = self.unsupported_node(node)
             else:
-                outs = handler(node, ins, attributes(node))
+                outs = self.guarded(handler, node, ins, attributes(node))
         if len(outs) < len([o for o in node.output if o]):
             outs = list(outs) + [Bad(f"output of {node_label(node)!r} ({node.op_type}) is not supported")] * (
                 len(node.output) - len(outs)
@@ -202,6 +225,14 @@ class Builder:
             if name:
                 self.values[name] = v
         self.current = None
+
+    def guarded(self, fn, *args) -> list:
+        """Run a handler; a malformed node (an input or attribute missing, of the wrong type or rank)
+        becomes a TranslateError naming the file and the node, never a raw Python error."""
+        try:
+            return fn(*args)
+        except MALFORMED as e:
+            self.fail(f"malformed node (an input or attribute is missing or of the wrong type or shape): {e!r}")
 
     def unsupported_node(self, node: onnx.NodeProto) -> list:
         op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
@@ -218,6 +249,14 @@ class Builder:
                 for v in own(node, [None if v is None else v.value for v in ins], attributes(node))
             ]
         handler = getattr(self, "_op_" + node.op_type, None)
+        if node.op_type in _LOOPS or self._has_loop(node):  # never run at import: the file sets the trip count
+            if handler is None:
+                self.unsupported_node(node)
+                return [Poison()] * len(node.output)
+            self.fail("a loop over constants is not evaluated at import")
+        problem = self._fold_size_problem(node, ins)
+        if problem is not None:
+            self.fail(problem)
         try:
             from onnx.reference import ReferenceEvaluator
 
@@ -237,13 +276,65 @@ class Builder:
                 [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in n2.output],
             )
             m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
-            res = ReferenceEvaluator(m).run(None, feeds)
-            return [Const(np.asarray(r)) for r in res]
+            res = [np.asarray(r) for r in ReferenceEvaluator(m).run(None, feeds)]
+            if any(r.size > MAX_PARAM for r in res):
+                raise ValueError(f"a result of more than {MAX_PARAM} elements")
+            return [Const(r) for r in res]
         except Exception as e:  # noqa: BLE001 - any failure of the reference means "cannot fold"
             if handler is None:
                 self.unsupported_node(node)
                 return [Poison()] * len(node.output)
             self.fail(f"cannot evaluate this constant subgraph: {e}")
+
+    @staticmethod
+    def _has_loop(node: onnx.NodeProto) -> bool:
+        """Whether a node's subgraphs (If branches, ...) hold a loop anywhere (iterative walk)."""
+        stack = [g for a in node.attribute for g in ([a.g] if a.HasField("g") else []) + list(a.graphs)]
+        while stack:
+            g = stack.pop()
+            for n in g.node:
+                if n.op_type in _LOOPS:
+                    return True
+                stack.extend(g2 for a in n.attribute for g2 in ([a.g] if a.HasField("g") else []) + list(a.graphs))
+        return False
+
+    def _fold_size_problem(self, node: onnx.NodeProto, ins: list) -> str | None:
+        """Why a node must not be folded: ONNX shape inference says (or cannot rule out, for ops
+        that make tensors from values) that its output is larger than MAX_PARAM elements. Checked
+        before anything is allocated; small inputs go in as initializers, so shapes computed from
+        values (Expand, Tile, Range, ...) are known."""
+        outs = []
+        try:
+            names, inits, infos = [], [], []
+            for k, v in enumerate(ins):
+                if v is None:
+                    names.append("")
+                    continue
+                arr = np.asarray(v.value)
+                names.append(f"in{k}")
+                if arr.size <= 64:
+                    inits.append(numpy_helper.from_array(arr, f"in{k}"))
+                dtype = numpy_helper.from_array(arr.reshape(-1)[:0]).data_type
+                infos.append(helper.make_tensor_value_info(f"in{k}", dtype, list(arr.shape)))
+            n2 = helper.make_node(node.op_type, names, [f"out{k}" for k in range(len(node.output))])
+            n2.attribute.extend(node.attribute)
+            results = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in n2.output]
+            g = helper.make_graph([n2], "size", infos, results, initializer=inits)
+            m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
+            inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+            outs = [o.type.tensor_type for o in inferred.graph.output]
+        except Exception:  # noqa: BLE001 - inference failing means "size unknown"
+            pass
+        known = len(outs) == len(node.output) and all(
+            t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim) for t in outs
+        )
+        for t in outs:
+            dims = [d.dim_value for d in t.shape.dim if d.HasField("dim_value")]
+            if prod(dims) > MAX_PARAM or any(d < 0 for d in dims):
+                return f"this constant subgraph makes a tensor of shape {dims}, larger than allowed"
+        if not known and node.op_type in _GROWERS:
+            return "cannot tell the size of this constant subgraph's result before evaluating it"
+        return None
 
     # ------------------------------------------------------------------ broadcasting
     def broadcast(self, vals: list) -> tuple[Stream, list[tuple[int, ...]], tuple[int, ...]]:

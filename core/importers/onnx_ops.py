@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper, numpy_helper
 
+from core.importers.limits import MAX_FRAME, MAX_PARAM
 from core.importers.onnx_build import Builder
 from core.importers.onnx_values import TIME, Bad, Const, Stream, size, squeezed
 
@@ -30,7 +31,12 @@ _BIG = 2**31 - 1
 
 
 def _axis(a: int, rank: int) -> int:
-    return a + rank if a < 0 else a
+    """ONNX axis `a` (negative counts from the end) of a rank-`rank` tensor; out of range: ValueError
+    (the translator reports it as a malformed node)."""
+    k = int(a) + rank if int(a) < 0 else int(a)
+    if not 0 <= k < rank:
+        raise ValueError(f"axis {a} is out of range for rank {rank}")
+    return k
 
 
 class FrameOps(Builder):
@@ -57,9 +63,10 @@ class FrameOps(Builder):
             shape = [int(d) for d in np.asarray(xs[0]).reshape(-1)]
         else:
             shape = list(at.get("shape", [])) or (list(np.shape(xs[0])) if xs and xs[0] is not None else [])
-        shape += list(at.get("extra_shape", []))
+        shape += [int(d) for d in at.get("extra_shape", [])]
         if any(d >= TIME for d in shape):
             self.fail("a filled tensor as long as the time axis is not supported")
+        self._check_const_shape(shape)
         dtype = helper.tensor_dtype_to_np_dtype(int(at.get("dtype", 1)))
         return [np.full(shape, at.get("value", 0.0), dtype=dtype)]
 
@@ -67,8 +74,13 @@ class FrameOps(Builder):
         shape = [int(d) for d in np.asarray(xs[0]).reshape(-1)]
         if any(d >= TIME for d in shape):
             self.fail("a constant as long as the time axis is not supported")
+        self._check_const_shape(shape)
         value = numpy_helper.to_array(at["value"]).reshape(-1)[0] if "value" in at else np.float32(0)
         return [np.full(shape, value, dtype=np.asarray(value).dtype)]
+
+    def _check_const_shape(self, shape: list[int]) -> None:
+        if any(d < 0 for d in shape) or size(shape) > MAX_PARAM:
+            self.fail(f"a constant of shape {shape} (at most {MAX_PARAM} elements are allowed)")
 
     def _fold_Identity(self, node, xs, at):
         return [xs[0]]
@@ -150,7 +162,8 @@ class FrameOps(Builder):
 
     def _op_Flatten(self, node, ins, at):
         s = self.stream(ins[0])
-        axis = _axis(int(at.get("axis", 1)), s.rank)
+        axis = int(at.get("axis", 1))
+        axis = s.rank if axis == s.rank else _axis(axis, s.rank)  # Flatten's axis may also be the rank
         return [self.reshape(s, [size(s.dims[:axis]), size(s.dims[axis:])], allowzero=True)]
 
     def reshape(self, s: Stream, target: list[int], allowzero: bool) -> Stream:
@@ -224,6 +237,8 @@ class FrameOps(Builder):
                 self.fail(f"cannot expand {self._shape_str(s)} to {shape}")
             else:
                 out.append(max(a, b))
+        if size([d for k, d in enumerate(out) if k != t]) > MAX_FRAME:
+            self.fail(f"expanding {self._shape_str(s)} to {shape} makes frames larger than allowed")
         like = s.with_(dims=tuple(out), t=t)
         if squeezed(like.frame_dims) == squeezed(s.frame_dims):
             return [like]

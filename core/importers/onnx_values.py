@@ -14,6 +14,7 @@ An ONNX tensor is one of:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,4 +80,5 @@ def squeezed(dims) -> tuple[int, ...]:
 
 
 def size(dims) -> int:
-    return int(np.prod([int(d) for d in dims], dtype=object)) if len(dims) else 1
+    """The number of elements of `dims` (exact Python ints, no overflow)."""
+    return math.prod(int(d) for d in dims)
