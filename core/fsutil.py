@@ -9,9 +9,10 @@ name the file and what it was supposed to be.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,23 +21,37 @@ from core.errors import DataError, KwsError
 MiB = 1 << 20
 
 
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a file or a folder by name (folders: so a rename or create inside it is durable)."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):  # some filesystems cannot sync folders
+            raise
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on error it vanishes."""
+    """Yield a temporary path beside `path`; on success it is fsynced and replaces `path` (folder
+    fsynced too), on error it vanishes. The temporary is named `.NAME.<pid>-<hex>.tmp`, so a
+    later run can tell a dead writer's leftover (core.outputs.clean_stale) from a live one's."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+    tmp = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask applies, as for open()
     try:
-        yield Path(tmp)
+        yield tmp
+        fsync_path(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    fsync_path(target.parent)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -21,6 +21,9 @@ MAX_CATEGORIES_BYTES = 1 * MiB
 
 
 def load_model(path: str | os.PathLike) -> Graph:
+    from core.outputs import settle
+
+    settle(Path(path).parent)  # a training or export set whose writer was killed mid-move: finish it
     p = check_regular_file(path, "model file", error=ModelFormatError, max_bytes=MAX_MODEL_BYTES)
     suffix = p.suffix.lower()
     if suffix == ".ell":

@@ -30,7 +30,6 @@ deterministic. It is read on every step and does nothing when unset.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -42,6 +41,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from core.errors import KwsError
+from core.fsutil import atomic_path, fsync_path
 
 try:
     import fcntl
@@ -65,19 +65,6 @@ def _step() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def fsync_path(path: str | os.PathLike) -> None:
-    """fsync a file or a folder by name (folders: so a rename or create inside it is durable)."""
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):  # some filesystems cannot sync folders
-            raise
-    finally:
-        os.close(fd)
-
-
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -90,23 +77,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is fsynced and replaces `path` (folder
-    fsynced too), on error it vanishes."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask applies, as for open()
-    try:
-        yield tmp
-        fsync_path(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_path(target.parent)
+atomic_file = atomic_path  # one implementation: core.fsutil
 
 
 @contextlib.contextmanager
