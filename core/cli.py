@@ -21,6 +21,7 @@ COMMANDS = {
     "vad": ("vad", "show the VAD's level, noise floor and segments on a wav, --plot (ELL vad_test)"),
     "vad-tune": ("vad_tune", "tune the VAD's parameters for continuous-stream keyword accuracy"),
     "eval": ("eval", "pass rate, confusion matrix and stream metrics over labelled clips (ELL eval_test)"),
+    "versus": ("versus", "two models side by side on held-out lists (e.g. ours vs the ELL DevKit)"),
     "compile": ("compile", "compile models to native code and export a folder to build on a device (ELL wrap)"),
     "bench": ("bench", "time our runtimes beside the peers (onnxruntime, PyTorch)"),
 }

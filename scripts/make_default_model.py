@@ -214,27 +214,19 @@ def train_model(args, work: Path, categories: list[str], train_clips, held, synt
 
 def heldout_report(feat_path: Path, classifier_path: Path, held: dict[str, list]) -> dict:
     """Ours beside the DevKit classifier (without its VAD), reset per clip, on every held-out set;
-    ours continuous with its VAD on a shuffled stream."""
-    from core.evaluate.passrate import evaluate_clips, play_order
+    ours continuous with its VAD on a shuffled stream (the same table as `kws versus`)."""
+    from core.evaluate.versus import HEADER, Model, row_text, versus
     from core.models import load_categories, load_model
-    from core.pipeline import KeywordSpotter
     from core.vad.model import strip_vad
 
-    ours_f, ours_c = load_model(feat_path), load_model(classifier_path)
-    dk_f, dk_c = load_model(DEVKIT / "featurizer.ell"), strip_vad(load_model(DEVKIT / "classifier.ell"))
-    cats, dk_cats = list(ours_c.metadata["categories"]), load_categories(DEVKIT / "categories.txt")
-    report = {"sets": {}}
-    print(f"\n{'held-out set':38s} {'clips':>6s} {'ours reset':>11s} {'DevKit reset':>13s} {'ours cont.+VAD':>15s}")
-    for name, clips in held.items():
-        ours = evaluate_clips(KeywordSpotter(ours_f, ours_c), cats, clips, reset=True)
-        devkit = evaluate_clips(KeywordSpotter(dk_f, dk_c), dk_cats, clips, reset=True)
-        shuffled, _ = play_order(clips, continuous=True, seed=0)
-        cont = evaluate_clips(KeywordSpotter(ours_f, ours_c), cats, shuffled, reset=False)
-        report["sets"][name] = {"clips": len(clips), "ours_reset": ours.rate, "devkit_reset": devkit.rate,
-                                "ours_continuous_vad": cont.rate}
-        print(f"{name:38s} {len(clips):6d} {100 * ours.rate:10.1f}% {100 * devkit.rate:12.1f}% "
-              f"{100 * cont.rate:14.1f}%", flush=True)
-    return report
+    ours_c = load_model(classifier_path)
+    ours = Model(load_model(feat_path), ours_c, list(ours_c.metadata["categories"]))
+    devkit = Model(load_model(DEVKIT / "featurizer.ell"), strip_vad(load_model(DEVKIT / "classifier.ell")),
+                   load_categories(DEVKIT / "categories.txt"))
+    print("\n" + HEADER.replace("other reset", "DevKit reset"))
+    rows = versus(ours, devkit, held, on_row=lambda r: print(row_text(r), flush=True))
+    return {"sets": {r.name: {"clips": r.clips, "ours_reset": r.ours_reset, "devkit_reset": r.other_reset,
+                              "ours_continuous_vad": r.ours_continuous} for r in rows}}
 
 
 def model_card(report: dict) -> str:

@@ -1,0 +1,56 @@
+"""Two models side by side on held-out sets (`kws versus`): pass rate reset per clip for both,
+and the first model as one continuous stream (shuffled, seeded) with its own VAD, the way a user
+hears it. The reference model's VAD is removed by default: reset per clip, its VAD only wipes
+state inside a clip."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from core.evaluate.passrate import evaluate_clips, play_order
+from core.graph.ir import Graph
+from core.pipeline import KeywordSpotter
+
+
+@dataclass(frozen=True)
+class Model:
+    featurizer: Graph
+    classifier: Graph
+    categories: list[str]
+
+
+@dataclass(frozen=True)
+class VersusRow:
+    name: str
+    clips: int
+    ours_reset: float
+    other_reset: float
+    ours_continuous: float  # continuous stream, shuffled, with the model's own VAD (if it has one)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def versus(ours: Model, other: Model, sets: dict[str, list[tuple[Path, str]]], seed: int = 0,
+           on_row: Callable[[VersusRow], None] | None = None) -> list[VersusRow]:
+    rows = []
+    for name, clips in sets.items():
+        a = evaluate_clips(KeywordSpotter(ours.featurizer, ours.classifier), ours.categories, clips, reset=True)
+        b = evaluate_clips(KeywordSpotter(other.featurizer, other.classifier), other.categories, clips, reset=True)
+        shuffled, _ = play_order(clips, continuous=True, seed=seed)
+        c = evaluate_clips(KeywordSpotter(ours.featurizer, ours.classifier), ours.categories, shuffled, reset=False)
+        row = VersusRow(name, len(a.results), a.rate, b.rate, c.rate)
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
+
+
+HEADER = f"{'held-out set':40s} {'clips':>6s} {'ours reset':>11s} {'other reset':>12s} {'ours cont.+VAD':>15s}"
+
+
+def row_text(r: VersusRow) -> str:
+    return (f"{r.name:40s} {r.clips:6d} {100 * r.ours_reset:10.1f}% {100 * r.other_reset:11.1f}% "
+            f"{100 * r.ours_continuous:14.1f}%")
