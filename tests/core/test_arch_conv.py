@@ -21,7 +21,7 @@ from core.train.config import TrainConfig
 from core.train.export import export_onnx, to_graph
 from core.train.trainer import Splits, Trainer
 
-N_FEATURES, N_CLASSES, FRAMES = 20, 3, 48
+N_FEATURES, N_CLASSES, FRAMES = 20, 3, 80
 CFG = TrainConfig(architecture="bcresnet", bc_channels=4, bc_blocks=1)
 
 
@@ -77,7 +77,7 @@ def test_streams_frame_by_frame_like_pytorch(model, exported, compiled, frames):
     assert model.receptive_field < FRAMES  # the stream runs past the first full window
     ops = {n.op for n in graph.nodes}
     assert "conv" in ops and not ops & {"time_mean", "delay"}  # causal: no latency, no running mean
-    assert max(int(n.attrs["kernel_t"]) for n in graph.by_op("conv")) == 5  # stem and head look back 4 frames
+    assert max(int(n.attrs["kernel_t"]) for n in graph.by_op("conv")) == 24  # the mean of the logits over the last 24 frames
     ref = _torch_probs(model, frames)
     rt = Interpreter(graph)
     stream = np.stack([rt.step(f) for f in frames])
