@@ -22,6 +22,7 @@ Gaussian noise of half that frame's standard deviation. Rows with non-finite val
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import multiprocessing as mp
@@ -252,6 +253,7 @@ class _Context:
     teacher: TeacherSpec | None = None  # soft targets per row (loaded once per process)
     categories: tuple[str, ...] = ()
     featurizer_meta: dict | None = None
+    quiet: tuple[int, ...] = ()  # sorted indices of background-labelled clips: no babble in or from them
 
 
 _TEACHERS: dict = {}
@@ -275,8 +277,15 @@ def _clip_rows(ctx: _Context, x: np.ndarray, rng: np.random.Generator,
     w, s, hop = ctx.window_frames, ctx.shift_frames, ctx.hop
     tail, noisy = None, False
     if augmented:
-        a = augment_copy(x, rng, ctx.augment, ctx.noise, ctx.pool, sample_rate=ctx.sample_rate, rooms=ctx.rooms,
-                         tail=w * hop, exclude=index)
+        cfg, own = ctx.augment, index
+        if index is not None and ctx.quiet:
+            k = bisect.bisect_left(ctx.quiet, index)
+            if k < len(ctx.quiet) and ctx.quiet[k] == index:  # a background recording: no words mixed in
+                cfg, own = replace(cfg, babble_fraction=0.0), None
+            else:
+                own = index - k  # its place in the pool, which holds no background recordings
+        a = augment_copy(x, rng, cfg, ctx.noise, ctx.pool, sample_rate=ctx.sample_rate, rooms=ctx.rooms,
+                         tail=w * hop, exclude=own)
         x, tail, noisy = a.samples, a.noise_tail, a.snr_db is not None
     n = len(x) // hop
     if n == 0:
@@ -446,10 +455,13 @@ def build_dataset(entries: Sequence[tuple[str | os.PathLike, str]], categories: 
         raise DataError("noise mixing and background rows need noise recordings (--noise-dir D)")
     bg_index = background_index(cats, config.background_label) if config.background_rows else None
     sr = int(featurizer_meta["sample_rate"])
-    pool = SpeechPool(tuple(str(p) for p, _ in entries), sr) if aug.babble_fraction > 0 else None
+    # babble comes from the speech of this split, never from (or into) background recordings
+    quiet = tuple(i for i, (_, lab) in enumerate(entries) if lab in BACKGROUND_LABELS)
+    pool = SpeechPool(tuple(str(p) for i, (p, _) in enumerate(entries) if i not in quiet), sr) \
+        if aug.babble_fraction > 0 else None
     rooms = RoomBank.simulate(aug, sr, int(config.seed)) if aug.reverb_fraction > 0 else None
     ctx = _Context(featurizer, sr, int(featurizer.input_size), config.window_frames, config.shift_frames, aug,
-                   noise, int(config.seed), pool, rooms, teacher, tuple(cats), dict(featurizer_meta))
+                   noise, int(config.seed), pool, rooms, teacher, tuple(cats), dict(featurizer_meta), quiet)
     if teacher is not None:
         _teacher(ctx)  # a bad teacher fails here, once, not in every file
     tasks = [(i, str(p)) for i, (p, _) in enumerate(entries)]

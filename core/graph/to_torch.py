@@ -121,6 +121,9 @@ def export_streaming_onnx(graph: Graph, path) -> list[str]:
     x = torch.zeros(1, 1, graph.input_size)
     state = m.initial_state()
     names = [f"state{i}" for i in range(len(state))]
-    torch.onnx.export(m, (x, *state), str(path), input_names=["x", *names],
-                      output_names=["y", *[f"new_{s}" for s in names]], dynamo=False)
+    from core.quiet import onnx_export_warnings
+
+    with onnx_export_warnings():
+        torch.onnx.export(m, (x, *state), str(path), input_names=["x", *names],
+                          output_names=["y", *[f"new_{s}" for s in names]], dynamo=False)
     return names

@@ -69,7 +69,9 @@ def export_onnx(model, n_features: int, path: str | os.PathLike) -> Path:
     """Sequence model (batch, frames, features) -> log-probabilities per frame; dynamic batch and frames."""
     model = model.eval().cpu()
     x = torch.zeros(1, 8, n_features)
-    with atomic_path(path) as tmp:
+    from core.quiet import onnx_export_warnings
+
+    with atomic_path(path) as tmp, onnx_export_warnings():
         torch.onnx.export(model, (x,), str(tmp), input_names=["features"], output_names=["log_probs"],
                           dynamic_axes={"features": {0: "batch", 1: "frames"}, "log_probs": {0: "batch", 1: "frames"}},
                           dynamo=False)

@@ -369,3 +369,26 @@ def test_data_bench_reports_every_step_beside_librosa(shared_data, tmp_path, cap
     assert "room bank: 2 rooms" in out and "featurize only" in out and "librosa" in out
     for name in [*STEPS, "all together"]:
         assert f"    {name}" in out and "rows/s" in out.split(f"    {name}")[1].splitlines()[0]
+
+
+def test_babble_never_goes_into_or_comes_from_background_recordings(shared_data):
+    """A background-labelled recording gets no words mixed in, and is no babble source: its rows
+    are the same whether babble is on or off."""
+    from core.data.dataset import DatasetConfig, build_dataset, featurizer_info
+    from core.features.featurizer import FeaturizerConfig, build_featurizer
+
+    sample = shared_data / "speech_commands_v0.01_sample"
+    noise = sorted((shared_data / "micro_speech").glob("noise*.wav"))[0]
+    entries = [(noise, "background_noise")] + [(sorted((sample / w).glob("*.wav"))[0], w) for w in ("yes", "no")]
+    feat = build_featurizer(FeaturizerConfig())
+    cats = ["background_noise", "yes", "no"]
+
+    def rows(babble):
+        aug = AugmentConfig(copies=2, babble_fraction=babble, babble_snr_db=(0.0, 0.0), babble_talkers=(1, 1))
+        ds = build_dataset(entries, cats, feat, featurizer_info(feat), config=DatasetConfig(seed=3),
+                           augment_config=aug).dataset
+        return ds.features[ds.labels == 0], ds.features[ds.labels != 0]
+
+    (bg_on, speech_on), (bg_off, speech_off) = rows(1.0), rows(0.0)
+    np.testing.assert_array_equal(bg_on, bg_off)
+    assert not np.array_equal(speech_on, speech_off)  # the words did get each other's babble
