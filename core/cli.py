@@ -15,6 +15,7 @@ COMMANDS = {
     "import": ("import_", "import an ELL or ONNX model into a .kwm model file"),
     "lists": ("lists", "training/validation/testing lists from folders of wavs (ELL make_training_list)"),
     "dataset": ("dataset", "featurize listed wavs into training rows, with augmentation (ELL make_dataset)"),
+    "segment": ("segment", "cut the words of a long recording into 1 s clips in DIR/LABEL/ (Speech Commands layout)"),
     "synth": ("synth", "spoken keywords from offline speech engines (espeak-ng, flite, festival, Piper)"),
     "train": ("train", "train a keyword spotter with PyTorch (ELL train_classifier)"),
     "add-vad": ("add_vad", "add a VAD that resets recurrent state at word ends (ELL add_vad)"),
@@ -22,6 +23,7 @@ COMMANDS = {
     "vad-tune": ("vad_tune", "tune the VAD's parameters for continuous-stream keyword accuracy"),
     "eval": ("eval", "pass rate, confusion matrix and stream metrics over labelled clips (ELL eval_test)"),
     "versus": ("versus", "two models side by side on held-out lists (e.g. ours vs the ELL DevKit)"),
+    "quantize": ("quantize", "int8 post-training quantization calibrated on real clips; float vs int8 pass rate"),
     "compile": ("compile", "compile models to native code and export a folder to build on a device (ELL wrap)"),
     "bench": ("bench", "time our runtimes beside the peers (onnxruntime, PyTorch)"),
 }

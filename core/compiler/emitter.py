@@ -333,4 +333,4 @@ def _worth_vectorizing(start, stop, step) -> bool:
 
 
 def _align(ty: str) -> int:
-    return {"float": 4, "double": 8, "i32": 4, "i64": 8, "i8": 1, "i1": 1, "ptr": 8}.get(ty, 4)
+    return {"float": 4, "double": 8, "i32": 4, "i64": 8, "i16": 2, "i8": 1, "i1": 1, "ptr": 8}.get(ty, 4)

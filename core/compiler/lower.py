@@ -42,7 +42,7 @@ volatile while _Bool _Complex _Imaginary bool true false NULL main""".split()
 )
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
-_SIZE = {"float": 4, "double": 8, "i32": 4, "i64": 8}
+_SIZE = {"float": 4, "double": 8, "i32": 4, "i64": 8, "i8": 1, "i16": 2}
 
 
 def pad(n: int, to: int = PAD) -> int:
@@ -140,7 +140,7 @@ def supports(graph: Graph) -> bool:
 
 
 def _load_lowerings() -> None:
-    from core.compiler import lower_dsp, lower_nd, lower_nn, lower_temporal  # noqa: F401  (registers the ops)
+    from core.compiler import lower_dsp, lower_nd, lower_nn, lower_q8, lower_temporal  # noqa: F401  (registers ops)
 
 
 # ------------------------------------------------------------------------------------------ driver

@@ -191,6 +191,13 @@ class _Recurrent(OpLowering):
             b = b[rows]
         return k.m.const_array(f"{k.node.op}_{k.node.id}_{key}", kernels.padded_vec(b, blocks or self.gates))
 
+    def _project(self, k: Kernel, dst: str, key: str, src: str, src_size: int, rows: slice | None = None,
+                 blocks: int | None = None) -> None:
+        """dst = W[rows] @ src + b[rows] for W = w_ih or w_hh (b = b_ih or b_hh), padded per gate."""
+        w, mp = self._weights(k, key, rows, blocks)
+        bias = self._bias(k, "b_ih" if key == "w_ih" else "b_hh", rows, blocks)
+        kernels.gemv(k.fn, dst, w, src, src_size, mp, bias, k.r["acc"])
+
     def _trigger(self, k: Kernel, zero_regions: list[str]) -> None:
         """After the output is written: on a 1 -> 0 trigger transition, zero the state."""
         fn = k.fn
@@ -223,11 +230,9 @@ class Gru(_Recurrent):
         gate = k.node.attrs.get("gate_activation", "sigmoid")
         act = k.node.attrs.get("activation", "tanh")
         gi, gh, h = k.r["gi"], k.r["gh"], k.r["h"]
-        w_ih, mp = self._weights(k, "w_ih")
-        kernels.gemv(fn, gi, w_ih, k.ins[0], k.in_size, mp, self._bias(k, "b_ih"), k.r["acc"])
+        self._project(k, gi, "w_ih", k.ins[0], k.in_size)
         if k.node.attrs.get("linear_before_reset", True):
-            w_hh, _ = self._weights(k, "w_hh")
-            kernels.gemv(fn, gh, w_hh, h, hid, mp, self._bias(k, "b_hh"), k.r["acc"])
+            self._project(k, gh, "w_hh", h, hid)
             with fn.loop("0", str(hp), vectorize=True, hint="gru") as i:
                 i2, i3 = fn.iop("add", i, str(hp)), fn.iop("add", i, str(2 * hp))
                 r = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i), fn.load_at("float", gh, i)))
@@ -239,9 +244,7 @@ class Gru(_Recurrent):
                 )
                 self._update(k, i, z, nn)
         else:  # ONNX default: the reset gate scales h before the recurrent matmul
-            rz = slice(0, 2 * hid)
-            w_rz, mp2 = self._weights(k, "w_hh", rz, 2)
-            kernels.gemv(fn, gh, w_rz, h, hid, mp2, self._bias(k, "b_hh", rz, 2), k.r["acc"])
+            self._project(k, gh, "w_hh", h, hid, slice(0, 2 * hid), 2)
             rh = k.r["rh"]
             with fn.loop("0", str(hp), vectorize=True, hint="gru_r") as i:
                 i2 = fn.iop("add", i, str(hp))
@@ -249,10 +252,7 @@ class Gru(_Recurrent):
                 z = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i2), fn.load_at("float", gh, i2)))
                 fn.store_at("float", ew_mul(fn, r, fn.load_at("float", h, i)), rh, i)
                 fn.store_at("float", z, gh, i)  # keep z where r's sum was
-            n_rows = slice(2 * hid, 3 * hid)
-            w_n, mp1 = self._weights(k, "w_hh", n_rows, 1)
-            gnh = fn.gep("float", gh, 2 * hp)
-            kernels.gemv(fn, gnh, w_n, rh, hid, mp1, self._bias(k, "b_hh", n_rows, 1), k.r["acc"])
+            self._project(k, fn.gep("float", gh, 2 * hp), "w_hh", rh, hid, slice(2 * hid, 3 * hid), 1)
             with fn.loop("0", str(hp), vectorize=True, hint="gru_n") as i:
                 i3 = fn.iop("add", i, str(2 * hp))
                 z = fn.load_at("float", gh, i)
@@ -283,10 +283,8 @@ class Lstm(_Recurrent):
         gate = k.node.attrs.get("gate_activation", "sigmoid")
         act = k.node.attrs.get("activation", "tanh")
         gi, gh, h, c = k.r["gi"], k.r["gh"], k.r["h"], k.r["c"]
-        w_ih, mp = self._weights(k, "w_ih")
-        kernels.gemv(fn, gi, w_ih, k.ins[0], k.in_size, mp, self._bias(k, "b_ih"), k.r["acc"])
-        w_hh, _ = self._weights(k, "w_hh")
-        kernels.gemv(fn, gh, w_hh, h, hid, mp, self._bias(k, "b_hh"), k.r["acc"])
+        self._project(k, gi, "w_ih", k.ins[0], k.in_size)
+        self._project(k, gh, "w_hh", h, hid)
         with fn.loop("0", str(hp), vectorize=True, hint="lstm") as i:
             g = []
             for q in range(4):

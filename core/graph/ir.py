@@ -93,9 +93,10 @@ class Graph:
 
         Node fields of the right types, ids unique, inputs defined before use (so the graph is
         acyclic; one pass, no recursion), known ops, at most MAX_NODES nodes, one input and one
-        output; every parameter a finite float32 array; every attribute of the kind, range and
-        size its op declares (core.graph.ops.check_attrs); shapes that infer, with every
-        per-frame tensor non-empty and at most MAX_ELEMENTS elements.
+        output; every parameter a finite float32 array (or of the dtype its op declares: the int8
+        weights of core.graph.ops_q8); every attribute of the kind, range and size its op declares
+        (core.graph.ops.check_attrs); shapes that infer, with every per-frame tensor non-empty and
+        at most MAX_ELEMENTS elements.
         """
         from core.graph.ops import OPS, check_attrs
         from core.graph.shapes import infer_shapes
@@ -121,14 +122,15 @@ class Graph:
                 if i not in seen:
                     raise ModelFormatError(f"node {n.id!r} ({n.op}): input {i!r} is not defined before it")
             for k, a in n.params.items():
-                if not isinstance(a, np.ndarray) or a.dtype != np.float32:
+                want = OPS[n.op].param_dtype(k)  # float32 unless the op declares another (int8 weights)
+                if not isinstance(a, np.ndarray) or a.dtype != want:
                     kind = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
-                    raise ModelFormatError(f"node {n.id!r} ({n.op}): parameter {k!r} must be a float32 array, "
+                    raise ModelFormatError(f"node {n.id!r} ({n.op}): parameter {k!r} must be a {want} array, "
                                            f"is {kind}")
                 n_params += a.size
                 if n_params > MAX_PARAM_ELEMENTS:
                     raise ModelFormatError(f"graph has more than {MAX_PARAM_ELEMENTS} parameters")
-                if not np.isfinite(a).all():
+                if want.kind == "f" and not np.isfinite(a).all():
                     raise ModelFormatError(f"node {n.id!r} ({n.op}): parameter {k!r} has NaN or infinite values")
             check_attrs(n)
             seen.add(n.id)

@@ -115,14 +115,21 @@ class OpDef:
     init_state: Callable[[Node, list[Shape]], Any] | None = None
     arity: tuple[int, int] = (1, 1)  # min and max number of inputs
     attrs: dict[str, Attr] = field(default_factory=dict)  # the attributes `run` reads
+    # parameters that are not float32 (int8 weights of the quantized ops), by name; the rest are float32
+    param_dtypes: dict[str, np.dtype] = field(default_factory=dict)
+
+    def param_dtype(self, key: str) -> np.dtype:
+        return self.param_dtypes.get(key, np.dtype(np.float32))
 
 
 OPS: dict[str, OpDef] = {}
 
 
-def op(name: str, shape, init_state=None, arity=(1, 1), attrs: dict[str, Attr] | None = None):
+def op(name: str, shape, init_state=None, arity=(1, 1), attrs: dict[str, Attr] | None = None,
+       param_dtypes: dict[str, type] | None = None):
     def deco(run):
-        OPS[name] = OpDef(shape, run, init_state, arity, dict(attrs or {}))
+        dts = {k: np.dtype(v) for k, v in (param_dtypes or {}).items()}
+        OPS[name] = OpDef(shape, run, init_state, arity, dict(attrs or {}), dts)
         return run
 
     return deco
@@ -369,4 +376,4 @@ def _dense(node, xs, state):
 
 
 # importing registers the recurrent ops, the VAD and the ONNX-import ops
-from core.graph import ops_nn, ops_rnn  # noqa: E402,F401
+from core.graph import ops_nn, ops_q8, ops_rnn  # noqa: E402,F401

@@ -18,7 +18,7 @@ from core.graph.ops import _UNARY, _p, a_bool, a_choice, a_int, a_num, check_par
 def _rnn_shape(node, s):
     """(in,) -> (hidden,); PyTorch-layout weights for `gates` gates (3 GRU, 4 LSTM)."""
     hid = int(node.attrs["hidden_size"])
-    g = 3 if node.op == "gru" else 4
+    g = 3 if node.op in ("gru", "gru_q8") else 4
     if len(s[0]) != 1:
         raise ValueError(f"input {s[0]} is not a vector")
     check_param(node, "w_ih", (g * hid, s[0][0]))
@@ -53,27 +53,37 @@ def _gru_state(node, s):
     return {"h": np.zeros(int(node.attrs["hidden_size"]), np.float32), "last_signal": 0}
 
 
+def _float_rec(node):
+    """W_hh[rows] @ v + b_hh[rows]: the recurrent matmul of a float GRU/LSTM."""
+    w_hh, b_hh = _p(node, "w_hh"), _p(node, "b_hh")
+    return lambda v, rows: w_hh[rows] @ v + b_hh[rows]
+
+
 @op("gru", _rnn_shape, _gru_state, arity=(1, 2), attrs=_RNN_ATTRS)
 def _gru(node, xs, state):
-    x = xs[0]
+    gi = xs[0] @ _p(node, "w_ih").T + _p(node, "b_ih")  # (T, 3H), all frames at once
+    return gru_steps(node, xs, state, gi, _float_rec(node))
+
+
+def gru_steps(node, xs, state, gi, rec):
+    """The GRU's time loop, given the input projections gi (T, 3H) and rec(v, rows) = the recurrent
+    projection of v onto the rows `rows` of W_hh plus b_hh (float or int8 weights, ops_q8)."""
     hid = int(node.attrs["hidden_size"])
-    w_hh, b_hh = _p(node, "w_hh"), _p(node, "b_hh")
     gate, act = _gate(node), _UNARY[node.attrs.get("activation", "tanh")]
     lbr = node.attrs.get("linear_before_reset", True)
-    gi = x @ _p(node, "w_ih").T + _p(node, "b_ih")  # (T, 3H), all frames at once
     h = state["h"]
-    out = np.empty((len(x), hid), np.float32)
-    for t in range(len(x)):
+    out = np.empty((len(gi), hid), np.float32)
+    for t in range(len(gi)):
         if lbr:
-            gh = w_hh @ h + b_hh
+            gh = rec(h, slice(None))
             r = gate(gi[t, :hid] + gh[:hid])
             z = gate(gi[t, hid : 2 * hid] + gh[hid : 2 * hid])
             n = act(gi[t, 2 * hid :] + r * gh[2 * hid :])
         else:  # ONNX default: the reset gate scales h before the recurrent matmul
-            gh = w_hh[: 2 * hid] @ h + b_hh[: 2 * hid]
+            gh = rec(h, slice(0, 2 * hid))
             r = gate(gi[t, :hid] + gh[:hid])
             z = gate(gi[t, hid : 2 * hid] + gh[hid:])
-            n = act(gi[t, 2 * hid :] + w_hh[2 * hid :] @ (r * h) + b_hh[2 * hid :])
+            n = act(gi[t, 2 * hid :] + rec((r * h).astype(np.float32), slice(2 * hid, 3 * hid)))
         h = ((1 - z) * n + z * h).astype(np.float32)
         out[t] = h
         if _trigger_fired(state, xs, t):
@@ -89,15 +99,18 @@ def _lstm_state(node, s):
 
 @op("lstm", _rnn_shape, _lstm_state, arity=(1, 2), attrs=_RNN_ATTRS)
 def _lstm(node, xs, state):
-    x = xs[0]
+    gi = xs[0] @ _p(node, "w_ih").T + _p(node, "b_ih")  # (T, 4H)
+    return lstm_steps(node, xs, state, gi, _float_rec(node))
+
+
+def lstm_steps(node, xs, state, gi, rec):
+    """The LSTM's time loop (see gru_steps)."""
     hid = int(node.attrs["hidden_size"])
-    w_hh, b_hh = _p(node, "w_hh"), _p(node, "b_hh")
     gate, act = _gate(node), _UNARY[node.attrs.get("activation", "tanh")]
-    gi = x @ _p(node, "w_ih").T + _p(node, "b_ih")  # (T, 4H)
     h, c = state["h"], state["c"]
-    out = np.empty((len(x), hid), np.float32)
-    for t in range(len(x)):
-        g = gi[t] + w_hh @ h + b_hh
+    out = np.empty((len(gi), hid), np.float32)
+    for t in range(len(gi)):
+        g = gi[t] + rec(h, slice(None))
         i, f = gate(g[:hid]), gate(g[hid : 2 * hid])
         cand, o = act(g[2 * hid : 3 * hid]), gate(g[3 * hid :])
         c = (f * c + i * cand).astype(np.float32)

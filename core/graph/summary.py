@@ -19,9 +19,9 @@ def node_macs(node: Node, in_shapes: list[tuple], out_shape: tuple) -> int:
 
     if op in MACS:
         return MACS[op](node, in_shapes, out_shape)
-    if op == "dense":
+    if op in ("dense", "dense_q8"):
         return int(node.params["weight"].size)
-    if op in ("gru", "lstm"):
+    if op in ("gru", "lstm", "gru_q8", "lstm_q8"):
         return int(node.params["w_ih"].size + node.params["w_hh"].size)
     if op == "filterbank":
         return int(np.count_nonzero(node.params["weights"]))

@@ -10,7 +10,8 @@ Layers, in the order core.graph.modelfile.from_bytes runs them:
    string inputs, dict attrs and dict params naming archive members; metadata keys that the
    pipeline reads (categories, sample_rate, hop_length, featurizer) have sane types and values.
 3. `read_npy`: each array's header is parsed without numpy's tokenizer, its dtype must be
-   little-endian float32 (no object, complex, string or integer arrays), its element count is
+   little-endian float32 or int8 (no object, complex, string or wider integer arrays; which
+   parameters may be int8 each op declares, Graph.validate checks it), its element count is
    checked against the cap and the data length before anything is allocated.
 The graph-level checks (node count, dtypes and finite values of every parameter, each op's
 declared attributes, shapes and state sizes) live in core.graph.ir.Graph.validate and each op's
@@ -230,11 +231,14 @@ def check_document(doc: Any, name: str, fmt: str, version: int, archive: Archive
 
 # ------------------------------------------------------------------ .npy
 _NPY_MAGIC = b"\x93NUMPY"
-_DTYPES = {"<f4": np.float32, "float32": np.float32}  # the only dtype model arrays use
+# float32 for almost every array; int8 for the quantized ops' weights (core.graph.ops_q8). Which
+# parameter may be int8 is the op's declaration, checked by Graph.validate: an int8 array anywhere
+# else is refused there.
+_DTYPES = {"<f4": np.dtype("<f4"), "float32": np.dtype("<f4"), "|i1": np.dtype("i1"), "<i1": np.dtype("i1")}
 
 
 def read_npy(data: bytes, where: str) -> np.ndarray:
-    """An .npy file's array: float32 only, header parsed as a literal, size checked before allocating."""
+    """An .npy file's array: float32 or int8 only, header parsed as a literal, size checked before allocating."""
     if len(data) < 10 or data[:6] != _NPY_MAGIC:
         raise ModelFormatError(f"{where}: malformed .npy array (bad magic)")
     major = data[6]
@@ -257,8 +261,10 @@ def read_npy(data: bytes, where: str) -> np.ndarray:
         raise ModelFormatError(f"{where}: malformed .npy header (must hold descr, fortran_order and shape)")
     descr, fortran, shape = header["descr"], header["fortran_order"], header["shape"]
     if not isinstance(descr, str) or descr not in _DTYPES:
-        raise ModelFormatError(f"{where}: array dtype {str(descr)[:40]!r} is not little-endian float32 "
-                               "(model arrays are float32; object, complex, string and integer arrays are refused)")
+        raise ModelFormatError(f"{where}: array dtype {str(descr)[:40]!r} is not little-endian float32 or int8 "
+                               "(model arrays are float32, quantized weights int8; object, complex, string and "
+                               "wider integer arrays are refused)")
+    dtype = _DTYPES[descr]
     if not isinstance(fortran, bool):
         raise ModelFormatError(f"{where}: .npy fortran_order must be True or False")
     if (not isinstance(shape, tuple) or len(shape) > MAX_ARRAY_DIMS
@@ -269,7 +275,8 @@ def read_npy(data: bytes, where: str) -> np.ndarray:
     if count > MAX_ARRAY_ELEMENTS:
         raise ModelFormatError(f"{where}: array of shape {shape} has {count} elements, more than {MAX_ARRAY_ELEMENTS}")
     body = memoryview(data)[start + hlen :]
-    if len(body) != 4 * count:
-        raise ModelFormatError(f"{where}: array of shape {shape} needs {4 * count} bytes of data, has {len(body)}")
-    a = np.frombuffer(body, np.dtype("<f4"), count)
-    return np.array(a.reshape(shape, order="F" if fortran else "C"), dtype=np.float32, order="C")
+    if len(body) != dtype.itemsize * count:
+        raise ModelFormatError(f"{where}: array of shape {shape} needs {dtype.itemsize * count} bytes of data, "
+                               f"has {len(body)}")
+    a = np.frombuffer(body, dtype, count)
+    return np.array(a.reshape(shape, order="F" if fortran else "C"), dtype=dtype.newbyteorder("="), order="C")

@@ -65,8 +65,17 @@ def small_graphs() -> list[Graph]:
     return [rnn, nn]
 
 
+def quantized_graph() -> Graph:
+    """The recurrent graph of small_graphs with int8 GRU, LSTM and dense nodes (core.quantize)."""
+    from core.quantize import calibrate, quantize_graph
+
+    rnn = small_graphs()[0]
+    frames = np.random.default_rng(1).normal(0, 1, (20, 6)).astype(np.float32)
+    return quantize_graph(rnn, calibrate(rnn, [frames]))
+
+
 def kwm_seeds() -> list[bytes]:
-    return [DEFAULT_FEATURIZER.read_bytes()] + [modelfile.to_bytes(g) for g in small_graphs()]
+    return [DEFAULT_FEATURIZER.read_bytes()] + [modelfile.to_bytes(g) for g in small_graphs() + [quantized_graph()]]
 
 
 def load_and_run(path: str) -> None:
@@ -87,7 +96,9 @@ def npy_seeds() -> list[bytes]:
                 b = io.BytesIO()
                 np.lib.format.write_array(b, a, version=(1, 0) if len(out) % 2 else (2, 0), allow_pickle=False)
                 out.append(b.getvalue())
-    return out[:8]
+    b = io.BytesIO()
+    np.lib.format.write_array(b, quantized_graph().node("gru").params["w_ih"], allow_pickle=False)
+    return out[:8] + [b.getvalue()]  # and an int8 weight array
 
 
 def load_npy(path: str) -> None:
