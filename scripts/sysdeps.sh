@@ -8,7 +8,7 @@ PKGS=(portaudio19-dev espeak-ng sox libsox-fmt-mp3 opus-tools cmake
       libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0
       libxcb-xfixes0 libgl1 libegl1 libfontconfig1 libdbus-1-3 imagemagick
       gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-      qemu-user)
+      qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
