@@ -40,6 +40,8 @@ def add_arguments(p):
                    help="output folder (default: ./MODULE_NAME)")
     p.add_argument("--categories", "-cat", metavar="T", help="categories file, one label per line")
     p.add_argument("--emit-ir", action="store_true", help="also write the LLVM IR (MODULE_NAME.ll)")
+    p.add_argument("--demo-clip", metavar="WAV",
+                   help="microcontroller targets: the clip embedded in the demo (default: assets/demo.wav)")
 
 
 def _categories(args, graphs) -> list[str] | None:
@@ -82,11 +84,35 @@ def main(args) -> int:
         module_name=name,
         categories=cats,
         sources=[Path(m).name for m in args.models],
+        demo_clip=args.demo_clip,
     )
     if args.emit_ir:
         from core.fsutil import write_text_atomic
 
         write_text_atomic(outdir / f"{name}.ll", lower(graphs, name))
     print(f"wrote {outdir}/ ({', '.join(p.name for p in result.files)}) in {time.perf_counter() - t0:.1f} s")
+    if target.is_bare_metal:
+        _print_memory(outdir, target, name)
+        return 0
     print(f"build: cmake -S {outdir} -B {outdir}/build && cmake --build {outdir}/build (see README.md)")
     return 0
+
+
+def _print_memory(outdir: Path, target, name: str) -> None:
+    """A microcontroller image: build it and print its flash and RAM use against the part's."""
+    import shutil
+
+    from core.compiler.targets import board_for
+    from core.compiler.verify import build_export, memory_use
+
+    print(f"part: {board_for(target).part}")
+    if shutil.which("arm-none-eabi-gcc") is None:
+        print("arm-none-eabi-gcc is not installed: build with make in the folder to see flash and RAM use")
+        return
+    try:
+        mem = memory_use(build_export(outdir, target, name), target)
+    except CompileError as e:  # most often: the image does not fit the part's memory (the link says by how much)
+        print(f"the demo image does not build: {e}")
+        raise CompileError(f"{outdir}: the {target.name} image does not build or fit; see above") from None
+    print(f"{name}_demo.elf (arm-none-eabi-size): text {mem.text}, data {mem.data}, bss {mem.bss} bytes: {mem.line()}")
+    print(f"run: make -C {outdir} run (qemu-system-arm -M {board_for(target).qemu_machine}, semihosting)")

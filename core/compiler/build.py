@@ -61,7 +61,7 @@ def target_machine(target: Target, jit: bool = False):
             cpu=target.cpu,
             features=target.features,
             opt=target.opt_level,
-            reloc="pic",
+            reloc="static" if target.is_bare_metal else "pic",  # a microcontroller image is linked at fixed addresses
             codemodel="jitdefault" if jit else "default",
             jit=jit,
         )

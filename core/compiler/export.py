@@ -12,6 +12,7 @@ categories.txt) is removed. Other entries in the folder (a cmake build/ folder) 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ def export(
     module_name: str = "model",
     categories: list[str] | None = None,
     sources: list[str] | None = None,
+    demo_clip: str | os.PathLike | None = None,
 ) -> ExportResult:
+    """`demo_clip` (microcontroller targets): the wav embedded in the demo (default assets/demo.wav)."""
     name = check_module_name(module_name)
     gs = [graphs] if isinstance(graphs, Graph) else list(graphs)
     if not gs:
@@ -86,18 +89,10 @@ def export(
     meta = module_metadata(gs, name, extra)
     demo = _is_audio_module(gs)
     desc = f"{target.triple} {target.cpu} {target.features}".strip()
-    files = {
-        f"{name}.o": obj,
-        f"{name}.h": c_sources.header(name, meta, desc),
-        f"{name}_api.c": c_sources.api_source(name, labels),
-        "CMakeLists.txt": export_files.cmake(name, demo),
-        f"{name}.py": export_files.python_wrapper(name, meta),
-        "README.md": export_files.readme(name, meta, target, demo, list(sources or [])),
-    }
-    if labels:
-        files["categories.txt"] = "".join(f"{c}\n" for c in labels)
-    if demo:
-        files[f"{name}_demo.c"] = c_sources.demo_source(name, meta)
+    if target.is_bare_metal:
+        files = _mcu_files(name, gs, meta, labels, target, ir, obj, demo, demo_clip)
+    else:
+        files = _linux_files(name, meta, labels, target, obj, demo, desc, sources)
     out = Path(outdir)
     _check_writable(out)
     members = [*files, *(n for n in ("categories.txt", f"{name}_demo.c") if n not in files)]
@@ -116,3 +111,81 @@ def export(
     except KwsError as e:
         raise CompileError(str(e)) from None
     return ExportResult(out, tuple(out / f for f in files), target, name, demo)
+
+
+def _linux_files(name, meta, labels, target, obj, demo, desc, sources) -> dict[str, str | bytes]:
+    files = {
+        f"{name}.o": obj,
+        f"{name}.h": c_sources.header(name, meta, desc),
+        f"{name}_api.c": c_sources.api_source(name, labels),
+        "CMakeLists.txt": export_files.cmake(name, demo),
+        f"{name}.py": export_files.python_wrapper(name, meta),
+        "README.md": export_files.readme(name, meta, target, demo, list(sources or [])),
+    }
+    if labels:
+        files["categories.txt"] = "".join(f"{c}\n" for c in labels)
+    if demo:
+        files[f"{name}_demo.c"] = c_sources.demo_source(name, meta)
+    return files
+
+
+def _mcu_files(name, gs, meta, labels, target, ir, obj, demo, demo_clip) -> dict[str, str | bytes]:
+    from core.audio.wav import read_wav
+    from core.compiler import export_mcu
+    from core.compiler.targets import board_for
+    from core.models import DEMO_WAV
+
+    if not demo:
+        raise CompileError(f"{target.name}: a microcontroller export needs a featurizer and a classifier "
+                           "(its demo runs an embedded clip through both)")
+    board = board_for(target)
+    clip = Path(demo_clip or DEMO_WAV)
+    samples, _ = read_wav(clip, int(meta.get("sample_rate") or 16000))
+    ctx = context_size(ir, name)
+    mem = {"model_flash": elf_alloc_bytes(obj)[0], "context": ctx}
+    desc = f"{target.triple} {target.cpu} {target.features}".strip()
+    files = {
+        f"{name}.o": obj,
+        f"{name}.h": export_mcu.header(name, meta, ctx, desc),
+        f"{name}_api.c": export_mcu.api_source(name, labels),
+        f"{name}_clip.h": export_mcu.clip_header(name, samples, clip.name),
+        f"{name}_demo.c": export_mcu.demo_source(name),
+        "startup.c": export_mcu.STARTUP,
+        f"{name}.ld": export_mcu.linker_script(board),
+        "Makefile": export_mcu.makefile(name, board),
+        "README.md": export_mcu.readme(name, meta, target, board, clip.name, mem),
+    }
+    if labels:
+        files["categories.txt"] = "".join(f"{c}\n" for c in labels)
+    return files
+
+
+def context_size(ir: str, name: str) -> int:
+    """The bytes NAME_context_size() returns, read from the lowered IR."""
+    m = re.search(rf"define i32 @{re.escape(name)}_context_size\(\) #0 {{\nentry:\n  ret i32 (\d+)", ir)
+    if not m:
+        raise CompileError(f"{name}: no context size in the generated IR (a compiler bug)")
+    return int(m.group(1))
+
+
+def elf_alloc_bytes(obj: bytes) -> tuple[int, int]:
+    """(bytes of loaded sections with contents: code and constants, bytes of zero-filled ones) of a
+    32- or 64-bit little-endian ELF object."""
+    if obj[:4] != b"\x7fELF" or obj[5] != 1:
+        raise CompileError("not a little-endian ELF object")
+    wide = obj[4] == 2
+    shoff = int.from_bytes(obj[0x28:0x30] if wide else obj[0x20:0x24], "little")
+    entsize = int.from_bytes(obj[0x3A:0x3C] if wide else obj[0x2E:0x30], "little")
+    count = int.from_bytes(obj[0x3C:0x3E] if wide else obj[0x30:0x32], "little")
+    loaded = zero = 0
+    for i in range(count):
+        h = obj[shoff + i * entsize : shoff + (i + 1) * entsize]
+        kind = int.from_bytes(h[4:8], "little")
+        flags = int.from_bytes(h[8:16] if wide else h[8:12], "little")
+        size = int.from_bytes(h[32:40] if wide else h[20:24], "little")
+        if flags & 0x2:  # SHF_ALLOC
+            if kind == 8:  # SHT_NOBITS
+                zero += size
+            else:
+                loaded += size
+    return loaded, zero

@@ -5,7 +5,8 @@
                                                # (KWS_HOST_CPU=x86-64-v2 builds for a baseline CPU)
     resolve_target("custom", triple=..., cpu=..., features=...)
 
-Objects are always position independent (PIC), so they link into shared libraries.
+Objects are position independent (PIC), so they link into shared libraries; bare-metal (microcontroller)
+objects are static, linked at fixed addresses into one image.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ class Target:
         return self.arch in ("aarch64", "arm64")
 
     @property
+    def is_bare_metal(self) -> bool:
+        """A microcontroller (OS "none"): static code, no libc beyond newlib, no files."""
+        return "none" in self.triple.split("-")[1:3]
+
+    @property
     def hard_float(self) -> bool:
         return self.triple.endswith("hf") or not self.is_arm32
 
@@ -72,6 +78,8 @@ class Target:
     @property
     def gcc_prefix(self) -> str | None:
         """The Debian cross compiler prefix that links objects for this target, if any."""
+        if self.is_bare_metal and self.is_arm32:
+            return "arm-none-eabi-"
         if self.is_arm32:
             return "arm-linux-gnueabihf-" if self.hard_float else "arm-linux-gnueabi-"
         if self.is_aarch64:
@@ -80,6 +88,8 @@ class Target:
 
     @property
     def qemu(self) -> str | None:
+        if self.is_bare_metal and self.is_arm32:
+            return "qemu-system-arm"
         if self.is_arm32:
             return "qemu-arm"
         if self.is_aarch64:
@@ -137,7 +147,39 @@ PRESETS: dict[str, Target] = {
     # Raspberry Pi 3/4 running a 64-bit OS.
     "pi3_64": Target("aarch64-unknown-linux-gnu", "cortex-a53", "+neon,+fp-armv8", 3, "pi3_64"),
     "aarch64": Target("aarch64-unknown-linux-gnu", "cortex-a53", "+neon,+fp-armv8", 3, "aarch64"),
+    # Microcontrollers (bare metal, exported with a static C API, core.compiler.export_mcu):
+    # Cortex-M4 with the FPv4 single-precision FPU, hard-float ABI (the Azure IoT DevKit's STM32F412).
+    "cortex-m4": Target("thumbv7em-unknown-none-eabihf", "cortex-m4", "", 3, "cortex-m4"),
+    # Cortex-M0/M0+: ARMv6-M, no FPU (soft float).
+    "cortex-m0": Target("thumbv6m-unknown-none-eabi", "cortex-m0", "", 3, "cortex-m0"),
 }
+
+
+@dataclass(frozen=True)
+class Board:
+    """A microcontroller part a preset stands for (its memory budget) and the qemu board that runs
+    its code (mps2-an385 is a Cortex-M3: it runs ARMv6-M code as a Cortex-M0 would)."""
+
+    flash_bytes: int
+    ram_bytes: int
+    qemu_machine: str
+    gcc_flags: str
+    part: str
+
+
+BOARDS: dict[str, Board] = {
+    "cortex-m4": Board(1 << 20, 256 << 10, "mps2-an386", "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16",
+                       "STM32F412 (Azure IoT DevKit): 1 MiB flash, 256 KiB RAM"),
+    "cortex-m0": Board(2 << 20, 264 << 10, "mps2-an385", "-mcpu=cortex-m0 -mthumb -mfloat-abi=soft",
+                       "RP2040 (Cortex-M0+, no FPU): 2 MiB flash, 264 KiB RAM"),
+}
+
+
+def board_for(target: Target) -> Board:
+    """The board of a bare-metal target: by preset name, else by the triple's architecture."""
+    if target.name in BOARDS:
+        return BOARDS[target.name]
+    return BOARDS["cortex-m0" if target.arch.startswith("thumbv6") else "cortex-m4"]
 
 
 def preset_names() -> list[str]:

@@ -46,6 +46,8 @@ def _run(cmd: list[str], cwd: Path, what: str, timeout: float = 300, log: Log | 
 def build_export(folder: str | os.PathLike, target: Target, module_name: str, *, log: Log | None = None) -> Path:
     """cmake + build in folder/build; returns the demo program (or the library without a demo)."""
     d = Path(folder)
+    if target.is_bare_metal:
+        return _build_mcu(d, target, module_name, log)
     if not (d / "CMakeLists.txt").is_file():
         raise CompileError(f"{d}: no CMakeLists.txt: compile (export) the model first")
     if shutil.which("cmake") is None:
@@ -67,6 +69,60 @@ def build_export(folder: str | os.PathLike, target: Target, module_name: str, *,
     return demo if demo.exists() else d / "build" / f"lib{module_name}.so"
 
 
+def _build_mcu(d: Path, target: Target, module_name: str, log: Log | None) -> Path:
+    if not (d / "Makefile").is_file():
+        raise CompileError(f"{d}: no Makefile: compile (export) the model for {target.name} first")
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("make") is None:
+        raise CompileError("arm-none-eabi-gcc or make not found: install gcc-arm-none-eabi, libnewlib-arm-none-eabi "
+                           "and make (scripts/sysdeps.sh)")
+    _run(["make"], d, "make (arm-none-eabi-gcc)", log=log)
+    return d / "build" / f"{module_name}_demo.elf"
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """Flash and RAM of a microcontroller image (arm-none-eabi-size: flash = text + data, RAM = data +
+    bss, which holds the model context, the demo's buffers, stack and heap) against the part's."""
+
+    text: int
+    data: int
+    bss: int
+    flash_budget: int
+    ram_budget: int
+
+    @property
+    def flash(self) -> int:
+        return self.text + self.data
+
+    @property
+    def ram(self) -> int:
+        return self.data + self.bss
+
+    @property
+    def fits(self) -> bool:
+        return self.flash <= self.flash_budget and self.ram <= self.ram_budget
+
+    def line(self) -> str:
+        return (f"flash {self.flash / 1024:.1f} KiB of {self.flash_budget / 1024:.0f} KiB, "
+                f"RAM {self.ram / 1024:.1f} KiB of {self.ram_budget / 1024:.0f} KiB "
+                f"({'fits' if self.fits else 'does NOT fit'} the part)")
+
+
+def memory_use(elf: str | os.PathLike, target: Target) -> MemoryUse:
+    from core.compiler.targets import board_for
+
+    out = _run(["arm-none-eabi-size", "-A", str(elf)], Path(elf).parent, "arm-none-eabi-size")
+    sizes = {}
+    for ln in out.splitlines():
+        parts = ln.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            sizes[parts[0]] = int(parts[1])
+    text = sum(v for k, v in sizes.items() if k in (".isr_vector", ".text", ".ARM.exidx", ".rodata"))
+    bss = sum(v for k, v in sizes.items() if k in (".bss", ".heap", ".stack"))
+    board = board_for(target)
+    return MemoryUse(text, sizes.get(".data", 0), bss, board.flash_bytes, board.ram_bytes)
+
+
 def runner(target: Target) -> list[str]:
     """How to start a program built for `target` here: [] natively, qemu-user otherwise."""
     if target.is_native():
@@ -81,6 +137,19 @@ def runner(target: Target) -> list[str]:
     return [exe, "-L", SYSROOTS.get(q, "/")]
 
 
+def mcu_runner(target: Target, elf: Path) -> list[str]:
+    """qemu-system-arm on the target's MPS2 board, semihosting on (the demo prints and exits through it)."""
+    from core.compiler.targets import board_for
+
+    if not elf.exists():
+        raise CompileError(f"{elf}: not built (Verify builds it)")
+    exe = shutil.which("qemu-system-arm")
+    if exe is None:
+        raise CompileError("qemu-system-arm not found: install it (scripts/sysdeps.sh)")
+    return [exe, "-M", board_for(target).qemu_machine, "-nographic", "-monitor", "none", "-serial", "none",
+            "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+
+
 def run_demo(
     folder: str | os.PathLike,
     target: Target,
@@ -91,6 +160,9 @@ def run_demo(
     log: Log | None = None,
 ) -> str:
     d = Path(folder)
+    if target.is_bare_metal:  # the clip is embedded in the image at export time
+        return _run(mcu_runner(target, d / "build" / f"{module_name}_demo.elf"), d, "qemu-system-arm", timeout=600,
+                    log=log)
     demo = d / "build" / f"{module_name}_demo"
     if not demo.exists():
         raise CompileError(f"{demo}: not built (Verify builds it; a demo needs featurizer + classifier)")
@@ -145,10 +217,11 @@ def verify_export(
     log: Log | None = None,
 ) -> Verification:
     """Build (if needed), run the demo on `clip`, and compare its detections with the host pipeline's."""
-    demo = Path(folder) / "build" / f"{module_name}_demo"
+    demo = Path(folder) / "build" / f"{module_name}_demo{'.elf' if target.is_bare_metal else ''}"
     if not demo.exists():
         build_export(folder, target, module_name, log=log)
-    how = "native" if target.is_native() else Path(runner(target)[0]).name
+    how = ("native" if target.is_native() else f"qemu-system-arm -M {_board(target)}" if target.is_bare_metal
+           else Path(runner(target)[0]).name)
     got, avg = demo_detections(run_demo(folder, target, module_name, clip, log=log))
     want = host_detections(featurizer, classifier, labels, clip)
     return Verification(str(clip), target.name, tuple(got), tuple(want), avg, how)
@@ -225,3 +298,9 @@ def benchmark(
         for r in rows:
             log(f"{r.name:<28} {r.us_per_frame:9.1f} us/frame  {r.note}")
     return rows
+
+
+def _board(target: Target) -> str:
+    from core.compiler.targets import board_for
+
+    return board_for(target).qemu_machine
