@@ -14,9 +14,10 @@ from torch import nn
 import core.compiler.lower_temporal as lower_temporal
 from core.compiler.runtime import CompiledModel
 from core.data.dataset import Dataset
+from core.graph import modelfile
 from core.graph.interpreter import Interpreter
 from core.graph.ir import Graph, Node
-from core.train.arch import BCResNetSpotter
+from core.train.arch import POOL_FRAMES, BCResNetSpotter
 from core.train.config import TrainConfig
 from core.train.export import export_onnx, to_graph
 from core.train.trainer import Splits, Trainer
@@ -77,7 +78,8 @@ def test_streams_frame_by_frame_like_pytorch(model, exported, compiled, frames):
     assert model.receptive_field < FRAMES  # the stream runs past the first full window
     ops = {n.op for n in graph.nodes}
     assert "conv" in ops and not ops & {"time_mean", "delay"}  # causal: no latency, no running mean
-    assert max(int(n.attrs["kernel_t"]) for n in graph.by_op("conv")) == 24  # the mean of the logits over the last 24 frames
+    # the longest look back: the causal mean of the logits
+    assert max(int(n.attrs["kernel_t"]) for n in graph.by_op("conv")) == POOL_FRAMES
     ref = _torch_probs(model, frames)
     rt = Interpreter(graph)
     stream = np.stack([rt.step(f) for f in frames])
@@ -158,3 +160,6 @@ def test_training_reduces_the_loss(tmp_path):
     tr = Trainer(cfg, Splits(_rows(128, 0), _rows(48, 1), None), tmp_path)
     log = tr.fit().log
     assert log[-1]["loss"] < 0.7 * log[0]["loss"]
+    g = modelfile.load(tr.finish().outputs["model"])  # what `kws train` writes: the streaming graph
+    assert g.categories == ["background", "up", "down"]
+    assert g.metadata["training"]["config"]["architecture"] == "bcresnet"
