@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from compiler_helpers import check_parity, clip_hops, real_clips, single
 
+from core.errors import ModelFormatError
 from core.features import dsp
 from core.features.featurizer import FeaturizerConfig, build_featurizer
 from core.graph.interpreter import Interpreter
@@ -103,7 +104,10 @@ def test_filterbank(spectra, kind):
     elif kind == "linear":
         w = dsp.linear_filterbank(40, 512, 16000)
     else:
-        w = np.random.default_rng(0).uniform(0, 1, (20, 300))  # wider than the input: clipped
+        w = np.random.default_rng(0).uniform(0, 1, (20, 257)).astype(np.float32)
+        wide = np.random.default_rng(0).uniform(0, 1, (20, 300)).astype(np.float32)
+        with pytest.raises(ModelFormatError, match="weights"):  # wider than its input: malformed
+            single("filterbank", {"kind": kind}, {"weights": wide}, size=257).validate()
     assert kind != "mel" or (w.sum(1) == 0).any(), "the mel bank keeps its empty low filters"
     check_parity(single("filterbank", {"kind": kind}, {"weights": w}, size=257), spectra)
 
