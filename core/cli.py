@@ -22,6 +22,7 @@ COMMANDS = {
     "vad": ("vad", "show the VAD's level, noise floor and segments on a wav, --plot (ELL vad_test)"),
     "vad-tune": ("vad_tune", "tune the VAD's parameters for continuous-stream keyword accuracy"),
     "eval": ("eval", "pass rate, confusion matrix and stream metrics over labelled clips (ELL eval_test)"),
+    "calibrate": ("calibrate", "choose threshold + smoothing for a target false accepts/hour (DET curve), store them"),
     "versus": ("versus", "two models side by side on held-out lists (e.g. ours vs the ELL DevKit)"),
     "quantize": ("quantize", "int8 post-training quantization calibrated on real clips; float vs int8 pass rate"),
     "compile": ("compile", "compile models to native code and export a folder to build on a device (ELL wrap)"),

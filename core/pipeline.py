@@ -82,6 +82,49 @@ class Detector:
         return Detection(frame, i, label, p)
 
 
+DEFAULT_THRESHOLD, DEFAULT_SMOOTHING = 0.6, 0
+DETECTOR_KEY = "detector"  # classifier metadata: {"threshold", "smoothing", "calibration": {...}} (kws calibrate)
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    threshold: float
+    smoothing: int
+    source: str  # e.g. "threshold 0.72 from the model, smoothing 4 from the model"
+
+
+def stored_detector(classifier: Graph | None) -> dict | None:
+    """The threshold and smoothing a classifier carries in its metadata (`kws calibrate`), or None."""
+    d = classifier.metadata.get(DETECTOR_KEY) if classifier is not None else None
+    if d is None:
+        return None
+    th, sm = d.get("threshold") if isinstance(d, dict) else None, d.get("smoothing") if isinstance(d, dict) else None
+    if (isinstance(th, bool) or not isinstance(th, (int, float)) or not 0.0 <= th <= 1.0
+            or isinstance(sm, bool) or not isinstance(sm, int) or sm < 0):
+        raise ModelFormatError(f"classifier metadata {DETECTOR_KEY!r} must hold a threshold in [0, 1] and a "
+                               f"smoothing >= 0 frames, got {d!r}")
+    return d
+
+
+def detector_settings(classifier: Graph | None, threshold: float | None = None,
+                      smoothing: int | None = None) -> DetectorSettings:
+    """The one rule for every runner (kws run, kws eval, the live view): a value the user set wins,
+    then the model's stored one (`kws calibrate`), then the defaults (0.6, no smoothing)."""
+    stored = stored_detector(classifier) or {}
+    parts, values = [], []
+    for name, user, default in (("threshold", threshold, DEFAULT_THRESHOLD), ("smoothing", smoothing,
+                                                                               DEFAULT_SMOOTHING)):
+        if user is not None:
+            v, where = user, "set"
+        elif name in stored:
+            v, where = stored[name], "from the model"
+        else:
+            v, where = default, "default"
+        values.append(v)
+        parts.append(f"{name} {v:g} {where}")
+    return DetectorSettings(float(values[0]), int(values[1]), ", ".join(parts))
+
+
 BACKENDS = ("auto", "compiled", "interpreter")
 
 

@@ -79,9 +79,9 @@ def setup_ui(view) -> None:
         lambda: view.settings.setValue("live/backend", view.backend_combo.currentData()))
 
     view.threshold_spin = QDoubleSpinBox()
-    view.threshold_spin.setRange(0.0, 0.99)
+    view.threshold_spin.setRange(0.0, 0.999)  # kws calibrate may store 0.995 or 0.998
     view.threshold_spin.setSingleStep(0.05)
-    view.threshold_spin.setDecimals(2)
+    view.threshold_spin.setDecimals(3)
     view.threshold_spin.setValue(view.controls.get()[1])
     view.threshold_spin.setToolTip("A class is detected when its (smoothed) probability is above this")
     view.smoothing_spin = QSpinBox()

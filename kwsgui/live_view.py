@@ -25,6 +25,7 @@ from PyQt5.QtWidgets import (
 from core.audio.formats import DIALOG_FILTER
 from core.audio.sources import WavSource
 from core.errors import KwsError
+from core.pipeline import detector_settings, stored_detector
 from kwsgui import APPLICATION, ORGANIZATION
 from kwsgui.live_source import has_module
 from kwsgui.live_ui import setup_ui
@@ -113,7 +114,22 @@ class LiveView(QWidget):
         self.model_label.setText(models.describe())
         if models.categories_mismatch:
             self.show_error(models.categories_mismatch)
+        self._use_stored_detector(models)
         self.models_changed.emit(models)
+
+    def _use_stored_detector(self, models: ModelSet) -> None:
+        """A classifier that stores a threshold and smoothing (kws calibrate) sets the two controls;
+        what the user sets afterwards wins (core.pipeline.detector_settings: user, model, default)."""
+        try:
+            if stored_detector(models.classifier) is None:
+                return
+            s = detector_settings(models.classifier)
+        except KwsError as e:
+            self.show_error(str(e))
+            return
+        self.threshold_spin.setValue(s.threshold)
+        self.smoothing_spin.setValue(s.smoothing)
+        self.log.appendPlainText(f"{s.source} (calibrated; change them here to override)")
 
     def _load(self, what: str, key: str | None, path: str | None, change: Callable[[], ModelSet]) -> bool:
         QApplication.setOverrideCursor(Qt.WaitCursor)

@@ -19,7 +19,7 @@ from core.commands import eval_modes
 from core.commands.common import add_model_arguments, resolve_models, time_text
 from core.evaluate.passrate import DECISIONS, confusion_text, evaluate_clips, play_order, read_list, skipped_summary
 from core.fsutil import write_text_atomic
-from core.pipeline import KeywordSpotter
+from core.pipeline import KeywordSpotter, detector_settings
 
 
 def add_arguments(p):
@@ -38,8 +38,10 @@ def add_arguments(p):
     s.add_argument("--stream", action="store_true", help="also score detection on an assembled long stream")
     s.add_argument("--noise-dir", help="background noise wavs mixed under the stream")
     s.add_argument("--snr-db", type=float, default=20.0, help="speech-to-noise ratio of the stream in dB")
-    s.add_argument("--threshold", type=float, default=0.6, help="a detection needs a probability above this")
-    s.add_argument("--smoothing", type=int, default=0, metavar="N", help="average the last N frames (0: off)")
+    s.add_argument("--threshold", type=float,
+                   help="a detection needs a probability above this (default: the model's stored one, else 0.6)")
+    s.add_argument("--smoothing", type=int, metavar="N",
+                   help="average the last N frames, 0: off (default: the model's stored one, else 0)")
     s.add_argument("--ignore", default="", help="labels not scored (e.g. background_noise)")
     eval_modes.add_arguments(p)
 
@@ -48,6 +50,8 @@ def main(args) -> int:
     featurizer, classifier, cats = resolve_models(args)
     if classifier is None:
         raise SystemExit("kws eval: needs a classifier")
+    settings = detector_settings(classifier, args.threshold, args.smoothing)
+    args.threshold, args.smoothing = settings.threshold, settings.smoothing  # what every mode below scores with
     clips = read_list(args.list_file)[: args.max_tests]
     modes = eval_modes.wanted(args)
     continuous = any(m != "reset" for m in modes) if modes else not args.reset
@@ -89,8 +93,8 @@ def main(args) -> int:
         print(f"\nstream of {stream.duration_s / 60:.1f} min, {len(stream.events)} words"
               f"{', noise ' + Path(args.noise_dir).name + f' at {args.snr_db:g} dB SNR' if noise else ''}: "
               f"{m.hits} hits, {m.misses} misses, {m.false_accepts} false accepts "
-              f"({m.fa_per_hour:.1f} FA/h) at threshold {args.threshold}, smoothing {args.smoothing}")
-        out["stream"] = m.to_dict()
+              f"({m.fa_per_hour:.1f} FA/h) at {settings.source}")
+        out["stream"] = dict(m.to_dict(), threshold=settings.threshold, smoothing=settings.smoothing)
     print(f"\nAverage processing time: {time_text(res.time_per_frame_s)}")
     if args.json:
         write_text_atomic(args.json, json.dumps(out, indent=1))

@@ -9,7 +9,7 @@ import sys
 
 from core.commands.common import add_model_arguments, resolve_models, time_text
 from core.errors import AudioError, KwsError
-from core.pipeline import Detector, KeywordSpotter
+from core.pipeline import Detector, KeywordSpotter, detector_settings
 
 SHOW_SKIPPED = 5  # unreadable files named at the end of a --wav-dir run (the rest are counted)
 
@@ -27,8 +27,10 @@ def add_arguments(p):
     src.add_argument("--sample-rate", "-sr", type=int, metavar="SR",
                      help="microphone rate to open (default: the featurizer's; audio is resampled to it)")
     post = p.add_argument_group("post-processing")
-    post.add_argument("--threshold", "-t", type=float, default=0.6, help="report above this probability")
-    post.add_argument("--smoothing", type=int, default=0, metavar="N", help="average the last N frames (0: off)")
+    post.add_argument("--threshold", "-t", type=float,
+                      help="report above this (default: the model's stored one, from kws calibrate, else 0.6)")
+    post.add_argument("--smoothing", type=int, metavar="N",
+                      help="average the last N frames, 0: off (default: the model's stored one, else 0)")
     post.add_argument("--ignore", default="", metavar="LABEL,...", help="labels never reported")
     p.add_argument("--verbose", "-v", action="store_true", help="print the best label of every frame")
     be = p.add_mutually_exclusive_group()
@@ -71,7 +73,10 @@ def main(args) -> int:
     if spotter.fallback_reason:
         print(f"note: running the interpreter ({spotter.fallback_reason})", file=sys.stderr)
     ignore = [s for s in args.ignore.split(",") if s]
-    detector = Detector(cats, args.threshold, args.smoothing, ignore)
+    settings = detector_settings(classifier, args.threshold, args.smoothing)
+    if "from the model" in settings.source:
+        print(f"note: {settings.source}", file=sys.stderr)
+    detector = Detector(cats, settings.threshold, settings.smoothing, ignore)
     hop, rate = spotter.hop_length, spotter.sample_rate
     if args.wav_file:
         from core.audio.sources import WavSource

@@ -17,7 +17,7 @@ from core.progress import Progress
 
 def add_arguments(p):
     p.add_argument("recording", metavar="LONG.wav", help="the recording (any audio format the app reads)")
-    p.add_argument("--label", "-l", required=True, help="the word said in the recording (the folder name)")
+    p.add_argument("--label", required=True, help="the word said in the recording (the folder name)")
     p.add_argument("-o", "--output", metavar="DIR", help="folder of word folders to add the clips to (required "
                    "unless --dry-run)")
     p.add_argument("--speaker", metavar="NAME",
