@@ -191,13 +191,13 @@ class _Builder:
             self.fail(nid, f"field {path!r} is {v}, outside {lo}..{hi}")
         return float(v)
 
-    def array(self, nid: str, d, path: str, max_size: int = MAX_PARAM) -> np.ndarray:
+    def array(self, nid: str, d, path: str, max_size: int = MAX_PARAM, min_size: int = 0) -> np.ndarray:
         """A flat list of finite numbers as float32."""
         v = self.field(nid, d, path)
         if not isinstance(v, list):
             self.fail(nid, f"field {path!r} must be a list of numbers")
-        if len(v) > max_size:
-            self.fail(nid, f"field {path!r} has {len(v)} values, more than the {max_size} allowed")
+        if not min_size <= len(v) <= max_size:
+            self.fail(nid, f"field {path!r} has {len(v)} values, outside {min_size}..{max_size}")
         try:  # numbers only (bools too: ConstantNode<bool>); strings, lists, null give another dtype
             arr = np.asarray(v)
         except (ValueError, OverflowError):  # ragged nesting; an integer too big for any dtype
@@ -323,7 +323,7 @@ class _Builder:
         return self._filterbank(nid, n, "linear")
 
     def _IIRFilterNode(self, nid, n):
-        b = [float(v) for v in self.array(nid, n, "filter.b", MAX_FILTERS)]
+        b = [float(v) for v in self.array(nid, n, "filter.b", MAX_FILTERS, min_size=1)]
         a = [1.0] + [float(v) for v in self.array(nid, n, "filter.a", MAX_FILTERS)]
         return self.add(nid, "iir", [self.port(nid, "input")], {"b": b, "a": a})
 

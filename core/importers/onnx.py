@@ -26,6 +26,13 @@ Constant subgraphs (weights reordered with Slice/Concat, shape arithmetic from S
 import. Errors: unsupported ops are reported together, op type by op type with node names, as
 one `ModelImportError`; unreadable, malformed or truncated files, missing external data and
 external-data paths outside the model's folder give a `ModelFormatError`. Nothing is written.
+
+Hostile files: the file must be a regular file (no FIFO or device) within core.importers.limits'
+size caps, and so must its external data (offsets and lengths plain byte counts, sizes checked
+before reading). Graph walks are iterative and a cycle is refused. A node with missing inputs or
+attributes of the wrong type or rank is a `ModelImportError` naming it; a constant subgraph is
+folded only when ONNX shape inference shows its result within the limits (loops never run), and
+every per-frame tensor the translation builds is checked against them before it exists.
 """
 
 from __future__ import annotations
@@ -522,8 +529,9 @@ def load_onnx(
             raise ModelFormatError(f"{p}: initializer {init.name!r} is malformed or truncated: {e}") from None
     error: TranslateError | None = None
     try:
-        for node in needed:
-            tr.visit(node)
+        with np.errstate(all="ignore"):  # overflow or NaN from absurd weights: refused by Graph.validate
+            for node in needed:
+                tr.visit(node)
     except TranslateError as e:
         error = e
     if tr.unsupported:
@@ -543,7 +551,8 @@ def load_onnx(
         )
     tr.add("output", [tr.as_shape(out.node, squeezed(out.frame_dims))], hint="output")
     try:
-        graph = simplify(Graph(tr.nodes, {}))
+        with np.errstate(all="ignore"):  # folds that overflow leave non-finite weights: validate refuses them
+            graph = simplify(Graph(tr.nodes, {}))
         graph.validate()
     except (ModelFormatError, *MALFORMED) as e:
         raise ModelImportError(f"{p}: the imported graph is inconsistent: {e!r}") from None

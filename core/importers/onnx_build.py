@@ -8,6 +8,7 @@ method `_op_<OpType>(node, ins, attrs) -> list of output values`.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,17 @@ _GROWERS = {
     "CenterCropPad", "MaxUnpool", "DFT", "STFT", "MelWeightMatrix", "HannWindow", "HammingWindow",
     "BlackmanWindow", "If",
 }
-_LOOPS = {"Loop", "Scan", "SequenceMap"}  # never evaluated at import: the trip count is the file's to choose
+_LOOPS = {"Loop", "Scan", "SequenceMap"}
+# ops whose work per output element grows with an input's size: folded only within MAX_FOLD_WORK
+# multiply-adds (a few seconds of numpy); the value is the work per output element, from input shapes
+MAX_FOLD_WORK = 1 << 30
+_COSTLY = {
+    "MatMul": lambda s: s[0][-1] if s and s[0] else 1,
+    "Gemm": lambda s: max(s[0]) if s and s[0] else 1,
+    "Conv": lambda s: prod(s[1][1:]) if len(s) > 1 else 1,
+    "ConvTranspose": lambda s: prod(s[1]) if len(s) > 1 else 1,
+    "Einsum": lambda s: prod(prod(x) for x in s),
+}  # never evaluated at import: the trip count is the file's to choose
 
 
 def attributes(node: onnx.NodeProto) -> dict[str, Any]:
@@ -97,6 +108,9 @@ class Builder:
         params: dict | None = None,
         hint: str | None = None,
     ) -> str:
+        for key, v in (params or {}).items():
+            if np.asarray(v).dtype.kind not in "biuf":
+                self.fail(f"{op} {key} must be real numbers, not {np.asarray(v).dtype}")
         prefix = re.sub(r"[^a-z0-9_]", "", (hint or op).lower()) or "n"
         k = self._counts.get(prefix, 0)
         self._counts[prefix] = k + 1
@@ -178,6 +192,8 @@ class Builder:
 
     def const(self, v, what: str) -> np.ndarray:
         if isinstance(v, Const):
+            if np.asarray(v.value).dtype.kind not in "biuf":
+                self.fail(f"{what} must be a tensor of real numbers, not {np.asarray(v.value).dtype}")
             return v.value
         self.fail(f"{what} must be a constant (it depends on the model input)")
 
@@ -243,6 +259,10 @@ class Builder:
     def fold(self, node: onnx.NodeProto, ins: list) -> list:
         """Evaluate a node whose inputs are all constants (our table first, then onnx.reference)."""
         own = getattr(self, "_fold_" + node.op_type, None)
+        if own is not None and node.op_type not in ("Identity", "Dropout", "Shape", "Constant"):
+            for v in ins:
+                if v is not None and np.asarray(v.value).dtype.kind not in "biuf":
+                    self.fail(f"an input of type {np.asarray(v.value).dtype} is not supported here")
         if own is not None:
             return [
                 Const(np.asarray(v))
@@ -276,7 +296,9 @@ class Builder:
                 [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in n2.output],
             )
             m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
-            res = [np.asarray(r) for r in ReferenceEvaluator(m).run(None, feeds)]
+            with warnings.catch_warnings(), np.errstate(all="ignore"):  # a bad result is refused below
+                warnings.simplefilter("ignore")
+                res = [np.asarray(r) for r in ReferenceEvaluator(m).run(None, feeds)]
             if any(r.size > MAX_PARAM for r in res):
                 raise ValueError(f"a result of more than {MAX_PARAM} elements")
             return [Const(r) for r in res]
@@ -332,8 +354,13 @@ class Builder:
             dims = [d.dim_value for d in t.shape.dim if d.HasField("dim_value")]
             if prod(dims) > MAX_PARAM or any(d < 0 for d in dims):
                 return f"this constant subgraph makes a tensor of shape {dims}, larger than allowed"
-        if not known and node.op_type in _GROWERS:
+        if not known and node.op_type in _GROWERS | set(_COSTLY):
             return "cannot tell the size of this constant subgraph's result before evaluating it"
+        if node.op_type in _COSTLY and outs:
+            shapes = [np.shape(v.value) if v is not None else () for v in ins]
+            work = prod(d.dim_value for d in outs[0].shape.dim) * _COSTLY[node.op_type](shapes)
+            if work > MAX_FOLD_WORK:
+                return f"evaluating this constant subgraph takes about {work:.2g} operations, more than allowed"
         return None
 
     # ------------------------------------------------------------------ broadcasting
@@ -380,7 +407,7 @@ class Builder:
         """Our node for an element-wise operand: constants become constant nodes; streams are
         reshaped to `shape` and delayed to `delay`."""
         if isinstance(v, Const):
-            return self.constant(np.asarray(v.value, np.float32).reshape(shape))
+            return self.constant(np.asarray(self.const(v, "a constant operand"), np.float32).reshape(shape))
         nid = v.node
         if v.delay < delay:
             nid = self.add("delay", [nid], {"frames": delay - v.delay})

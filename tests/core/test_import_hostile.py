@@ -107,6 +107,8 @@ def _mutate(doc: dict, type_prefix: str, change) -> dict:
     ([_inp(size=2**40), _out("2", "1")], "'layout.size'"),
     ([_inp(size="4"), _out("2", "1")], "'layout.size'"),
     ([_inp(), _unary("3", "1", op=["abs"]), _out("2", "3")], "unsupported unary operation"),
+    ([_inp(), {"_type": "IIRFilterNode<float>", "id": "3", "input": _port("1"), "filter": {"b": [], "a": []}},
+      _out("2", "3")], r"'filter.b' has 0 values, outside 1\.\.16384"),
     ([_inp(), {"_type": "UnaryOperationNode<float>", "id": "3", "input": "1.output", "operation": "abs"},
       _out("2", "3")], "no input port 'input'"),
 ])
@@ -232,6 +234,16 @@ def test_onnx_graph_cycles_are_refused(tmp_path, nodes, match):
     refused(load_onnx, _onnx(tmp_path, nodes), ModelFormatError, match=match, seconds=10)
 
 
+def test_small_constant_subgraphs_still_fold(tmp_path):
+    """The size and work checks let ordinary constant arithmetic through: y = x + mean(A @ B)."""
+    a, b = np.arange(12, dtype=np.float32).reshape(3, 4), np.ones((4, 4), np.float32)
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["m"]), helper.make_node("ReduceMean", ["m"], ["r"], axes=[0]),
+             helper.make_node("Add", ["x", "r"], ["y"])]
+    g = load_onnx(_onnx(tmp_path, nodes, [_w("a", a), _w("b", b)]))
+    assert [n.op for n in g.nodes] == ["input", "affine", "output"]
+    np.testing.assert_array_equal(g.nodes[1].params["shift"], (a @ b).mean(0))
+
+
 def test_onnx_node_order_need_not_be_the_files(tmp_path):
     """An acyclic graph listed out of order still imports (visited in dependency order)."""
     nodes = [helper.make_node("Abs", ["a"], ["y"]), helper.make_node("Relu", ["x"], ["a"])]
@@ -289,6 +301,10 @@ RELU_T = helper.make_node("Relu", ["t"], ["y"])
     ([helper.make_node("Tile", ["w", "r"], ["c"]), helper.make_node("MatMul", ["x", "c"], ["y"])],
      [_w("w", W4), _w("r", np.array([2**20, 2**20], np.int64))], "larger than allowed"),
     ([helper.make_node("MatMul", ["x", "w"], ["y"])], [_w("w", np.full((4, 3), np.nan, np.float32))], "NaN"),
+    ([helper.make_node("Conv", ["i", "k"], ["c"]), helper.make_node("ReduceMean", ["c"], ["r"], keepdims=0),
+      helper.make_node("Add", ["x", "r"], ["y"])],
+     [_w("i", np.ones((1, 8, 128, 128), np.float32)), _w("k", np.ones((256, 8, 9, 9), np.float32))],
+     r"takes about 2\.4e\+09 operations"),
     ([helper.make_node("Loop", ["n", ""], ["l"], body=helper.make_graph([], "b", [], [])),
       helper.make_node("Add", ["x", "l"], ["y"])],
      [_w("n", np.array(2**62, np.int64))], "unsupported ONNX operators: Loop"),
@@ -418,3 +434,9 @@ def test_metadata_that_is_not_utf8_or_nested_deeply_imports(tmp_path):
     g = load_onnx(p)
     assert g.metadata["source"]["producer"] == "PR\ufffdDUCER"
     assert g.metadata["categories"] == ["[" * 100_000 + "]" * 100_000]
+
+
+@pytest.mark.parametrize("value", [np.full(4, 1 + 2j, np.complex64), np.array(["a", "b", "c", "d"])])
+def test_constants_that_are_not_real_numbers_are_refused(tmp_path, value):
+    p = _onnx(tmp_path, [helper.make_node("Add", ["x", "c"], ["y"])], [_w("c", value)])
+    refused(load_onnx, p, ModelImportError, match="must be a tensor of real numbers")

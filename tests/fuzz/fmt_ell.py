@@ -85,11 +85,12 @@ def mutate_ell_tree(rng: random.Random, seed: bytes) -> bytes:
         k = rng.randrange(len(nodes))
         node = nodes[k] = copy.deepcopy(nodes[k])
         r = rng.random()
-        if r < 0.45 and isinstance(node, dict):  # a field somewhere in the node gets an odd value
-            c, key = rng.choice(_containers(node))
+        slots = _containers(node) if isinstance(node, (dict, list)) else []
+        if r < 0.45 and slots:  # a field somewhere in the node gets an odd value
+            c, key = rng.choice(slots)
             c[key] = rng.choice(_ODD)
-        elif r < 0.55 and isinstance(node, dict):  # a key disappears
-            c, key = rng.choice(_containers(node))
+        elif r < 0.55 and slots:  # a key disappears
+            c, key = rng.choice(slots)
             if isinstance(c, dict):
                 del c[key]
             else:
