@@ -111,6 +111,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into assets/")
     ap.add_argument("--skip-train", action="store_true", help="reuse WORK/train/model.kwm: only VAD, eval, install")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue training from WORK/train/checkpoint.pt on WORK/data (the schedule follows --epochs)")
     ap.add_argument("--vad-trials", type=int, default=200)
     args = ap.parse_args()
     work: Path = args.work
@@ -121,7 +123,9 @@ def main() -> int:
     held, train_clips = real_sets(args.bch_per_word)
     synth = work / f"synth{args.per_word}"
     out = work / "train"
-    if not args.skip_train:
+    if args.resume:
+        resume_model(args, work, train_clips, held, out)
+    elif not args.skip_train:
         if not (synth / "synth.json").is_file():
             run(["synth", "--words", ",".join(words), "-o", synth, "--per-word", args.per_word, "--jobs", args.jobs])
         train_model(args, work, categories, train_clips, held, synth, out)
@@ -160,8 +164,7 @@ def main() -> int:
 
 def train_model(args, work: Path, categories: list[str], train_clips, held, synth: Path, out: Path) -> None:
     from core.data.lists import ListsConfig, make_lists
-    from core.train.config import TrainConfig
-    from core.train.trainer import Splits, Trainer
+    from core.train.trainer import Splits
 
     featurizer = build_featurizer(FeaturizerConfig())
     feat_meta = featurizer_info(featurizer)
@@ -194,13 +197,33 @@ def train_model(args, work: Path, categories: list[str], train_clips, held, synt
         save_dataset(work / "data" / f"{name}.npz", ds)
     print(f"rows: training {len(train.labels)}, validation {len(val.labels)}", flush=True)
 
-    cfg = TrainConfig(architecture="gru", num_layers=2, hidden_size=128, epochs=args.epochs, batch_size=128,
-                      optimizer="adam", learning_rate=2e-3, weight_decay=1e-5, scheduler="cosine", lr_min=5e-5,
-                      normalize=True, spec_augment=True, dropout=0.1, context_prob=0.3, seed=0,
-                      teacher=str(DEVKIT / "classifier.ell"), distill_weight=0.7, temperature=2.0, mix_prob=0.2)
-    trainer = Trainer(cfg, Splits(train, val, None), out, on_epoch=lambda e: print(
+    fit(args, Splits(train, val, None), out, train_clips, held)
+
+
+def recipe_config(epochs: int):
+    from core.train.config import TrainConfig
+
+    return TrainConfig(architecture="gru", num_layers=2, hidden_size=128, epochs=epochs, batch_size=128,
+                       optimizer="adam", learning_rate=2e-3, weight_decay=1e-5, scheduler="cosine", lr_min=5e-5,
+                       normalize=True, spec_augment=True, dropout=0.1, context_prob=0.3, seed=0,
+                       teacher=str(DEVKIT / "classifier.ell"), distill_weight=0.7, temperature=2.0, mix_prob=0.2)
+
+
+def resume_model(args, work: Path, train_clips, held, out: Path) -> None:
+    from core.train.trainer import load_splits
+
+    fit(args, load_splits(work / "data"), out, train_clips, held, resume=True)
+
+
+def fit(args, splits, out: Path, train_clips, held, resume: bool = False) -> None:
+    from core.train.trainer import Trainer
+
+    trainer = Trainer(recipe_config(args.epochs), splits, out, on_epoch=lambda e: print(
         f"epoch {e.epoch:2d} loss {e.loss:.3f} train {e.train_accuracy:.3f} val {e.val_accuracy:.3f} "
         f"lr {e.lr:.1e} {e.seconds:.0f}s", flush=True))
+    if resume:
+        trainer.resume()
+        print(f"resuming after epoch {trainer.start_epoch} of {args.epochs}", flush=True)
     trainer.fit()
     result = trainer.finish()
     classifier = modelfile.load(result.outputs["model"])
