@@ -1,5 +1,5 @@
 """The application: main window (a side list of panels, menus, status bar) and the `kwsgui`
-entry point. Panels: Live, Dataset, Training, Models, VAD, Compile, Evaluate; each runs its
+entry point. Panels: Live, Dataset, Collect, Training, Models, VAD, Compile, Evaluate; each runs its
 long jobs on its own worker thread, and the window remembers the panel last shown.
 
     python main.py [--featurizer F] [--classifier C] [--categories T] [--wav W] [--panel P]
@@ -92,6 +92,10 @@ class MainWindow(QMainWindow):
         s, live = self.settings, self.live_view
         self.dataset_panel = DatasetPanel(self, settings=s, live=live)
         self._add_panel("dataset", self.dataset_panel)
+        from kwsgui.collect_panel import CollectPanel
+
+        self.collect_panel = CollectPanel(self, settings=s, live=live)
+        self._add_panel("collect", self.collect_panel)
         self.train_panel = TrainPanel(self, settings=s, live=live)
         self._add_panel("training", self.train_panel)
         self.dataset_panel.dataset_built.connect(self.train_panel.dataset.set_path)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from core.commands.common import add_model_arguments
-from core.data.segment import Framing, SegmentConfig, safe_label, segment_file, write_clips
+from core.data.segment import Framing, SegmentConfig, collect_words, file_chunks, safe_label
 from core.fsutil import write_text_atomic
 from core.progress import Progress
 
@@ -54,13 +54,15 @@ def main(args) -> int:
         raise SystemExit("kws segment: say where the clips go (-o DIR) or pass --dry-run")
     cfg = config_from(args)
     framing = framing_from(args)
+    speaker = args.speaker or Path(args.recording).stem
     bar = Progress(0, "segment")
     try:
-        words = segment_file(args.recording, framing, cfg, progress=bar)
+        found = collect_words(file_chunks(args.recording, framing, progress=bar), framing, cfg,
+                              outdir=None if args.dry_run else args.output, label=label, speaker=speaker)
     finally:
         bar.close()
-    speaker = args.speaker or Path(args.recording).stem
-    paths = [] if args.dry_run else write_clips(words, args.output, label, speaker)
+    words = [u for u, _ in found]
+    paths = [p for _, p in found if p is not None]
     for i, u in enumerate(words):
         dest = f" -> {paths[i]}" if paths else ""
         print(f"{u.index + 1:4d}  {u.start_s:8.2f}-{u.end_s:.2f} s  centre {u.centre_s:8.3f} s  "

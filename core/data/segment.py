@@ -342,32 +342,35 @@ def segment_blocks(blocks: Iterable[np.ndarray], framing: Framing, config: Segme
     yield from seg.flush()
 
 
-def segment_file(path: str | os.PathLike, framing: Framing, config: SegmentConfig = SegmentConfig(),
-                 cancel=None, progress: Callable[[int, int], None] | None = None) -> list[Utterance]:
-    """Every word of an audio file, read block by block (any length, any format the app reads)."""
+def file_chunks(path: str | os.PathLike, framing: Framing,
+                progress: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+    """An audio file at the framing's rate, about a second a chunk (any length: read block by block);
+    progress in seconds of audio."""
     from core.audio.sources import WavSource
 
     src = WavSource(path, framing.sample_rate)
     sr = framing.sample_rate
     total_s = max(1, math.ceil(src.duration_s))
-
-    def blocks():  # about a second a block; progress in seconds of audio
-        buf, n, done = [], 0, 0
-        for b in src.blocks(framing.hop_length):
-            buf.append(b)
-            n += len(b)
-            if n >= sr:
-                done += n
-                yield np.concatenate(buf)
-                if progress:
-                    progress(min(done // sr, total_s), total_s)
-                buf, n = [], 0
-        if buf:
+    buf, n, done = [], 0, 0
+    for b in src.blocks(framing.hop_length):
+        buf.append(b)
+        n += len(b)
+        if n >= sr:
+            done += n
             yield np.concatenate(buf)
-        if progress:
-            progress(total_s, total_s)
+            if progress:
+                progress(min(done // sr, total_s), total_s)
+            buf, n = [], 0
+    if buf:
+        yield np.concatenate(buf)
+    if progress:
+        progress(total_s, total_s)
 
-    return list(segment_blocks(blocks(), framing, config, cancel))
+
+def segment_file(path: str | os.PathLike, framing: Framing, config: SegmentConfig = SegmentConfig(),
+                 cancel=None, progress: Callable[[int, int], None] | None = None) -> list[Utterance]:
+    """Every word of an audio file, read block by block (any length, any format the app reads)."""
+    return list(segment_blocks(file_chunks(path, framing, progress), framing, config, cancel))
 
 
 # ---------------------------------------------------------------- writing clips
@@ -412,4 +415,34 @@ def write_clips(utterances: Iterable[Utterance], outdir: str | os.PathLike, labe
             raise DataError(f"{path}: cannot write clip: {e.strerror or e}") from None
         out.append(path)
         n += 1
+    return out
+
+
+def collect_words(chunks: Iterable[np.ndarray], framing: Framing, config: SegmentConfig = SegmentConfig(), *,
+                  outdir: str | os.PathLike | None = None, label: str = "", speaker: str = "clip", cancel=None,
+                  on_word: Callable[[Utterance, Path | None], None] | None = None,
+                  on_level: Callable[[float], None] | None = None) -> list[tuple[Utterance, Path | None]]:
+    """Segment audio as it arrives (a microphone's chunks, a file's blocks) and write each word's clip
+    the moment it is complete (OUTDIR/LABEL/SPEAKER_nohash_N.wav; nothing written without `outdir`).
+    `on_word(utterance, path)` hears each word, `on_level(peak dBFS)` each chunk. When `cancel` (a
+    threading.Event) is set the audio so far is still segmented to its end (Stop keeps what was said)."""
+    seg = Segmenter(framing, config)
+    out: list[tuple[Utterance, Path | None]] = []
+
+    def done(words: list[Utterance]) -> None:
+        for u in words:
+            path = write_clips([u], outdir, label, speaker)[0] if outdir is not None else None
+            out.append((u, path))
+            if on_word:
+                on_word(u, path)
+
+    if outdir is not None:
+        safe_label(label)
+    for chunk in chunks:
+        if cancel is not None and cancel.is_set():
+            break
+        if on_level and len(chunk):
+            on_level(20 * math.log10(max(float(np.max(np.abs(chunk))), 1e-10)))
+        done(seg.push(chunk))
+    done(seg.flush())
     return out
