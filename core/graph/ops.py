@@ -281,8 +281,15 @@ def _log(node, xs, state):
     return np.log(xs[0].astype(np.float64) + float(node.attrs.get("delta", 0.0))).astype(np.float32)
 
 
-@op("dct", lambda n, s: (int(n.attrs.get("n_out") or s[0][0]),),
-    attrs={"n_out": a_int(required=False, nullable=True)})
+def _dct_shape(node, s):
+    n_in = int(s[0][0])
+    n_out = int(node.attrs.get("n_out") or n_in)
+    if n_out * n_in > MAX_ELEMENTS:  # the (n_out, n_in) matrix is built when the op runs
+        raise ValueError(f"a DCT of {n_out} x {n_in} values exceeds {MAX_ELEMENTS}")
+    return (n_out,)
+
+
+@op("dct", _dct_shape, attrs={"n_out": a_int(required=False, nullable=True)})
 def _dct(node, xs, state):
     m = dsp.dct_matrix(xs[0].shape[1], node.attrs.get("n_out"))
     return (xs[0].astype(np.float64) @ m.T).astype(np.float32)

@@ -331,3 +331,14 @@ def test_cli_prints_one_error_line(case, command, tmp_path):
 def test_cli_refuses_a_fifo_model(fifo):
     out = _kws("import", fifo)
     assert out.returncode != 0 and "FIFO" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_dct_too_large_to_build_is_refused_at_load():
+    """n_out and the input size are each in range, but their product would be the matrix the op
+    builds when it runs (2**44 values): refused by validation, naming the node."""
+    from core.errors import ModelFormatError
+    from core.graph.ir import chain
+
+    g = chain([("input", {"size": 1 << 21}, {}), ("dct", {"n_out": 1 << 21}, {}), ("output", {}, {})])
+    with pytest.raises(ModelFormatError, match="dct"):
+        g.validate()
