@@ -1,6 +1,6 @@
 """The application: main window (a side list of panels, menus, status bar) and the `kwsgui`
-entry point. Panels: Live, Dataset, Collect, Training, Models, VAD, Compile, Evaluate; each runs its
-long jobs on its own worker thread, and the window remembers the panel last shown.
+entry point. Panels: Live, Dataset, Collect, Browse, Training, Models, VAD, Compile, Evaluate; each
+runs its long jobs on its own worker thread, and the window remembers the panel last shown.
 
     python main.py [--featurizer F] [--classifier C] [--categories T] [--wav W] [--panel P]
                    [--quit-after S]
@@ -96,6 +96,10 @@ class MainWindow(QMainWindow):
 
         self.collect_panel = CollectPanel(self, settings=s, live=live)
         self._add_panel("collect", self.collect_panel)
+        from kwsgui.browser_panel import BrowserPanel
+
+        self.browser_panel = BrowserPanel(self, settings=s, live=live)
+        self._add_panel("browse", self.browser_panel)
         self.train_panel = TrainPanel(self, settings=s, live=live)
         self._add_panel("training", self.train_panel)
         self.dataset_panel.dataset_built.connect(self.train_panel.dataset.set_path)

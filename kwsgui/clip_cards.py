@@ -38,7 +38,10 @@ class Card:
 
     @property
     def text(self) -> str:
-        return "\n".join((self.label,) + self.lines + ((", ".join(self.flags),) if self.flags else ()))
+        """The label and three lines (blank ones too: every card has the same size, which the view
+        assumes to lay out thousands at once)."""
+        rows = [self.label, *self.lines[:2], *([""] * (2 - len(self.lines[:2]))), ", ".join(self.flags)]
+        return "\n".join(rows)
 
 
 def thumbnail_rgb(features: np.ndarray) -> np.ndarray:
@@ -240,7 +243,8 @@ class ClipView(QListView):
         self.setMovement(QListView.Static)
         self.setUniformItemSizes(True)
         self.setIconSize(THUMB_SIZE)
-        self.setGridSize(QSize(THUMB_SIZE.width() + 22, THUMB_SIZE.height() + 64))
+        line = self.fontMetrics().lineSpacing()
+        self.setGridSize(QSize(THUMB_SIZE.width() + 44, THUMB_SIZE.height() + 5 * line + 8))  # label + 3 lines
         self.setWordWrap(True)
         self.setSpacing(4)
         self.setSelectionMode(QAbstractItemView.ExtendedSelection)

@@ -5,6 +5,7 @@ and moving or deleting clips with the lists that name them kept in step.
 finds in it and that word's level, a hash of its samples, and, given a model, the label the model
 gives it (the best frame, as `kws eval` decides). `flag` turns that into flags:
 
+    unreadable  the file cannot be read as audio (the reason is kept)
     silent      the loudest sample is below -50 dBFS
     no word     nothing rises above the clip's own noise floor like a word does
     too quiet   the word's level is below -45 dB (a full-scale sine is 0 dB; speech is ~-25)
@@ -37,7 +38,7 @@ from core.fsutil import write_text_atomic
 SILENT_PEAK = 10 ** (-50 / 20)
 QUIET_LEVEL_DB = -45.0
 CLIP_LIMIT = 0.999  # |sample| at or above this counts as clipped
-FLAG_WEIGHTS = {"silent": 6.0, "no word": 5.0, "duplicate": 4.0, "disagrees": 3.0, "clipped": 2.0,
+FLAG_WEIGHTS = {"unreadable": 8.0, "silent": 6.0, "no word": 5.0, "duplicate": 4.0, "disagrees": 3.0, "clipped": 2.0,
                 "too quiet": 2.0, "too long": 1.0, "too short": 1.5}
 LIST_NAMES = ("training_list.txt", "validation_list.txt", "testing_list.txt")
 
@@ -56,6 +57,7 @@ class ClipInfo:
     predicted: str | None = None  # the model's label (None: no model, or no frame)
     probability: float = 0.0
     flags: tuple[str, ...] = field(default=())
+    problem: str = ""  # why an unreadable clip could not be read
 
     @property
     def suspicion(self) -> float:
@@ -90,8 +92,16 @@ def inspect_clip(path: str | os.PathLike, label: str, framing: Framing | None = 
                     digest, predicted, prob)
 
 
+def unreadable(path: str | os.PathLike, label: str, why: str) -> ClipInfo:
+    """A clip that cannot be read: flagged "unreadable" (first in the review order)."""
+    return ClipInfo(Path(path), label, 0.0, 0.0, 0, 0, 0.0, -np.inf, f"unreadable:{path}", None, 0.0,
+                    ("unreadable",), why)
+
+
 def flag(info: ClipInfo, clip_s: float = 1.0, categories: Sequence[str] = (), duplicate: bool = False) -> ClipInfo:
     """The clip's flags (module doc); `duplicate` comes from `find_duplicates` over the whole set."""
+    if "unreadable" in info.flags:
+        return info
     f = []
     if info.peak < SILENT_PEAK:
         f.append("silent")
@@ -117,6 +127,8 @@ def find_duplicates(infos: Iterable[ClipInfo]) -> set[Path]:
     seen: dict[str, Path] = {}
     dup = set()
     for info in sorted(infos, key=lambda i: str(i.path)):
+        if "unreadable" in info.flags:
+            continue
         if info.digest in seen:
             dup.add(info.path)
         else:

@@ -23,6 +23,7 @@ once that much has arrived.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -130,8 +131,10 @@ class Utterance:
                 "level_db": round(self.level_db, 2), "snr_db": round(self.snr_db, 2), "peak": round(self.peak, 4)}
 
 
+@functools.lru_cache(maxsize=8)
 def level_featurizer(framing: Framing) -> tuple[Graph, np.ndarray, float]:
-    """(mel magnitude featurizer with this framing, weights of the band's filters, 0 dB reference)."""
+    """(mel power featurizer with this framing, weights of the band's filters, 0 dB reference); made
+    once per framing (the graph is only read: each Segmenter runs its own Interpreter on it)."""
     cfg = FeaturizerConfig(sample_rate=framing.sample_rate, window_size=framing.window_size,
                            hop_length=framing.hop_length, filterbank="mel", n_filters=40, log=False,
                            power_spec=True)

@@ -5,15 +5,17 @@ main window with the given models and drives every panel through its main flow, 
   live      the demo wav at 2x real time, shot once the last keyword ("marvin") is detected
             (and, when imagemagick is there, the whole X screen to live_view-root.png)
   dataset   lists + datasets from 6 words of the real Speech Commands sample
+  collect   a long take (real clips of "bed" with pauses and pink noise) imported: one card per word
+  browse    the dataset step's audio folder checked with the DevKit classifier, by suspicion
   training  a few epochs on that dataset: curves, test accuracy, confusion matrix
   models    the DevKit classifier.ell imported: the graph summary
   vad       the demo wav's features, level, noise floor and VAD signal
   compile   host compile, Verify on seven.wav, Benchmark
   evaluate  20 real clips in continuous + VAD mode
 
-Exit 0 when every shot was saved.
+Exit 0 when every shot was saved. STEPS (optional, comma-separated) runs only those panels.
 
-    python screenshot_app.py OUT_DIR SETTINGS_INI FEATURIZER CLASSIFIER CATEGORIES DATA_DIR
+    python screenshot_app.py OUT_DIR SETTINGS_INI FEATURIZER CLASSIFIER CATEGORIES DATA_DIR [STEPS]
 """
 
 import shutil
@@ -100,12 +102,7 @@ def main() -> int:
     def dataset() -> None:
         p = win.dataset_panel
         win.show_panel("dataset")
-        audio = work / "audio"
-        for w in WORDS:
-            (audio / w).mkdir(parents=True, exist_ok=True)
-            for f in sorted((data / "speech_commands_v0.01_sample" / w).glob("*.wav")):
-                if not (audio / w / f.name).exists():
-                    (audio / w / f.name).symlink_to(f)
+        audio = audio_folder()
         p.add_folder(audio)
         p.lists_out.set_path(work / "lists")
         p.val_pct.setValue(20.0)
@@ -116,6 +113,43 @@ def main() -> int:
         p.bad_list.set_path(data / "ell_examples" / "bad_list.txt")
         after(p, lambda: (after(p, lambda: (shoot("dataset"), next_step())), p.build()))
         p.make_lists()
+
+    def audio_folder() -> Path:
+        audio = work / "audio"
+        for w in WORDS:
+            (audio / w).mkdir(parents=True, exist_ok=True)
+            for f in sorted((data / "speech_commands_v0.01_sample" / w).glob("*.wav")):
+                if not (audio / w / f.name).exists():
+                    (audio / w / f.name).symlink_to(f)
+        return audio
+
+    def collect() -> None:
+        import numpy as np
+
+        from core.audio.wav import read_wav, write_wav
+        from core.evaluate.stream import mix_at_snr
+
+        p = win.collect_panel
+        win.show_panel("collect")
+        parts = []
+        for f in sorted((data / "speech_commands_v0.01_sample" / "bed").glob("*.wav")):
+            x, _ = read_wav(f, 16000)
+            parts += [x / max(1e-3, float(np.abs(x).max())) * 0.5, np.zeros(8000, np.float32)]
+        take = np.concatenate(parts)
+        noise, _ = read_wav(data / "background_noise" / "pink_noise.wav", 16000)
+        write_wav(work / "take.wav", mix_at_snr(take, noise[: len(take)], 25.0), 16000)
+        p.folder.set_path(work / "collected")
+        p.label_edit.setText("bed")
+        p.speaker_edit.setText("take")
+        after(p, lambda: QTimer.singleShot(600, lambda: (shoot("collect"), next_step())))
+        p.import_file(work / "take.wav")
+
+    def browse() -> None:
+        p = win.browser_panel
+        win.show_panel("browse")
+        p.folder.set_path(audio_folder())
+        after(p, lambda: QTimer.singleShot(800, lambda: (shoot("browse"), next_step())))
+        p.check()
 
     def training() -> None:
         p = win.train_panel
@@ -167,9 +201,12 @@ def main() -> int:
         p.evaluate()
 
     # training loads its model into the live view only on request: later panels use the DevKit's
-    steps += [live, dataset, training, models, vad, compile_, evaluate]
-    for panel in (win.dataset_panel, win.train_panel, win.models_panel, win.vad_panel, win.compile_panel,
-                  win.eval_panel):
+    steps += [live, dataset, collect, browse, training, models, vad, compile_, evaluate]
+    if len(sys.argv) > 7:  # only some panels (the names of the step functions)
+        wanted = set(sys.argv[7].split(","))
+        steps[:] = [f for f in steps if f.__name__.strip("_") in wanted]
+    for panel in (win.dataset_panel, win.collect_panel, win.browser_panel, win.train_panel, win.models_panel,
+                  win.vad_panel, win.compile_panel, win.eval_panel):
         panel.job_failed.connect(lambda text, t=panel.title: print(f"{t} failed: {text}", file=sys.stderr))
     view.stream_failed.connect(lambda text: print(f"stream failed: {text}", file=sys.stderr))
     timer = QTimer()

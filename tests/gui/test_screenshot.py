@@ -16,7 +16,7 @@ from PyQt5.QtGui import QImage
 REPO = Path(__file__).resolve().parents[2]
 DOC_DIR = REPO / "docs" / "screenshots"
 MAX_PNG_BYTES = 400_000
-PANELS = ("live_view", "dataset", "training", "models", "vad", "compile", "evaluate")
+PANELS = ("live_view", "dataset", "collect", "browse", "training", "models", "vad", "compile", "evaluate")
 
 
 def colours(img: QImage, x0: int, x1: int, y0: int, y1: int) -> int:
