@@ -99,7 +99,7 @@ def test_targets_are_data_with_presets():
     ) and "+neon" in pi3.features
     assert Target.preset("pi0").cpu == "arm1176jzf-s" and Target.preset("pi0").triple.startswith("armv6")
     assert Target.preset("aarch64").triple == Target.preset("pi3_64").triple == "aarch64-unknown-linux-gnu"
-    assert set(PRESETS) == {"pi3", "pi0", "pi3_64", "aarch64"}
+    assert set(PRESETS) == {"pi3", "pi0", "pi3_64", "aarch64", "cortex-m4", "cortex-m0"}
     host = Target.host()
     assert host.is_native() and host.cpu and host.name == "host"
     with pytest.raises(FrozenInstanceError):
