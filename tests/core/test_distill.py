@@ -149,20 +149,23 @@ def test_distilled_student_agrees_with_the_teacher_better_than_labels_alone(devk
     feat = build_featurizer(FeaturizerConfig())
     meta = featurizer_info(feat)
     noise = NoiseBank.load(shared_data / "background_noise", 16000)
-    aug = AugmentConfig(copies=2, noise_fraction=0.5, snr_db=(5.0, 25.0), time_shift_ms=100.0, gain_db=(-12.0, 3.0))
+    aug = AugmentConfig(copies=6, noise_fraction=0.5, snr_db=(5.0, 25.0), time_shift_ms=100.0, gain_db=(-12.0, 3.0))
     tr = build_dataset(train, cats, feat, meta, config=DatasetConfig(background_rows=60, seed=1),
                        augment_config=aug, noise=noise, jobs=2).dataset
     test = build_dataset(held, cats, feat, meta).dataset
     teacher = load_teacher(TeacherSpec(str(devkit_dir / "classifier.ell")), cats, meta)
-    want = teacher.label_rows(test.features).argmax(1)
-    agree = {}
-    base = dict(hidden_size=48, epochs=12, batch_size=64, optimizer="adam", learning_rate=3e-3, normalize=True,
-                spec_augment=True, seed=0)
+    q = teacher.label_rows(test.features)
+    want = q.argmax(1)
+    agree, kl = {}, {}
+    base = dict(hidden_size=64, epochs=20, batch_size=32, optimizer="adam", learning_rate=3e-3, normalize=True,
+                seed=0)
     for name, extra in (("labels", {}), ("distilled", {"teacher": str(devkit_dir / "classifier.ell"),
                                                         "mix_prob": 0.25})):
         trainer = Trainer(TrainConfig(**base, **extra), Splits(tr, None, None), tmp_path / name)
         trainer.fit()
         with torch.no_grad():
-            pred = trainer.model.eval()(torch.from_numpy(test.features))[:, -1].argmax(-1).numpy()
-        agree[name] = float((pred == want).mean())
-    assert agree["distilled"] >= agree["labels"] + 0.1, agree
+            log_p = trainer.model.eval()(torch.from_numpy(test.features))[:, -1].numpy()
+        agree[name] = float((log_p.argmax(1) == want).mean())
+        kl[name] = float((q * (np.log(np.maximum(q, 1e-8)) - log_p)).sum(1).mean())
+    # measured here: agreement 25.6 % (labels) vs 43.8 % (distilled); KL 3.75 vs 2.15 nats
+    assert agree["distilled"] >= agree["labels"] + 0.1 and kl["distilled"] < kl["labels"] - 0.5, (agree, kl)
