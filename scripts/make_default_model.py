@@ -108,6 +108,8 @@ def main() -> int:
     ap.add_argument("--synth-copies", type=int, default=1, help="augmented copies per synthetic clip")
     ap.add_argument("--background-rows", type=int, default=3000)
     ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--context-prob", type=float, default=0.3, help="share of batches trained after unrelated context")
+    ap.add_argument("--mix-prob", type=float, default=0.2, help="share of each batch replaced by two-clip mixtures")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into assets/")
     ap.add_argument("--skip-train", action="store_true", help="reuse WORK/train/model.kwm: only VAD, eval, install")
@@ -200,13 +202,13 @@ def train_model(args, work: Path, categories: list[str], train_clips, held, synt
     fit(args, Splits(train, val, None), out, train_clips, held)
 
 
-def recipe_config(epochs: int):
+def recipe_config(epochs: int, context_prob: float = 0.3, mix_prob: float = 0.2):
     from core.train.config import TrainConfig
 
     return TrainConfig(architecture="gru", num_layers=2, hidden_size=128, epochs=epochs, batch_size=128,
                        optimizer="adam", learning_rate=2e-3, weight_decay=1e-5, scheduler="cosine", lr_min=5e-5,
-                       normalize=True, spec_augment=True, dropout=0.1, context_prob=0.3, seed=0,
-                       teacher=str(DEVKIT / "classifier.ell"), distill_weight=0.7, temperature=2.0, mix_prob=0.2)
+                       normalize=True, spec_augment=True, dropout=0.1, context_prob=context_prob, seed=0,
+                       teacher=str(DEVKIT / "classifier.ell"), distill_weight=0.7, temperature=2.0, mix_prob=mix_prob)
 
 
 def resume_model(args, work: Path, train_clips, held, out: Path) -> None:
@@ -218,7 +220,8 @@ def resume_model(args, work: Path, train_clips, held, out: Path) -> None:
 def fit(args, splits, out: Path, train_clips, held, resume: bool = False) -> None:
     from core.train.trainer import Trainer
 
-    trainer = Trainer(recipe_config(args.epochs), splits, out, on_epoch=lambda e: print(
+    cfg = recipe_config(args.epochs, args.context_prob, args.mix_prob)
+    trainer = Trainer(cfg, splits, out, on_epoch=lambda e: print(
         f"epoch {e.epoch:2d} loss {e.loss:.3f} train {e.train_accuracy:.3f} val {e.val_accuracy:.3f} "
         f"lr {e.lr:.1e} {e.seconds:.0f}s", flush=True))
     if resume:
