@@ -1,10 +1,10 @@
-"""Browse panel: a dataset browser over a folder of word folders. Check runs on the panel's job and
-measures every clip (core.data.curate: silent, no word, too quiet, clipped, too long/short,
-duplicate, and "disagrees" when the live view's classifier gives another of its labels); cards
-arrive while it runs. Per class or all, sorted by suspicion (or name, level, length), only the
-flagged ones if asked; play, delete or relabel a card (the file moves or goes, and the lists of the
-lists folder follow). Thumbnails are made only for the cards painted, on the loader's thread, so a
-folder of thousands of clips scrolls without waiting for all of them."""
+"""Browse panel: a dataset browser over a folder of word folders. Check runs on the panel's job (in
+a child process, like dataset builds) and measures every clip (core.data.curate: silent, no word,
+too quiet, clipped, too long/short, duplicate, and "disagrees" when the live view's classifier
+gives another of its labels); cards arrive while it runs. Per class or all, sorted by suspicion (or
+name, level, length), only the flagged ones if asked; play, delete or relabel a card (the file
+moves or goes, and the lists of the lists folder follow). Thumbnails are made only for the cards
+painted, on the loader's thread, so a folder of thousands of clips scrolls without waiting."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from core.errors import KwsError
 from kwsgui.clip_cards import Card, ClipModel, ClipView, ThumbnailLoader
 from kwsgui.model_set import ModelSet
 from kwsgui.panel import ClipPlayer, Panel
+from kwsgui.subproc import run_in_child
 from kwsgui.widgets import NOTE_STYLE, PathField, boxed
 
 BATCH_S = 0.25  # cards reach the view at most 4 times a second while checking
@@ -48,33 +49,35 @@ SORTS = ("suspicion", "name", "level", "length")
 ALL = "all classes"
 
 
-def scan_job(root: str, featurizer, classifier, categories: tuple[str, ...]):
-    """The job: every clip of ROOT/*/ inspected and flagged; partial batches, then all with duplicates."""
-    def fn(ctx):
-        from core.evaluate.passrate import labelled_clips
-        from core.pipeline import KeywordSpotter
+def scan_clips(root: str, featurizer, classifier, categories: tuple[str, ...], ctx) -> tuple[ClipInfo, ...]:
+    """Every clip of ROOT/*/ inspected and flagged (partial batches as it goes), then all of them with
+    the duplicates marked. Runs in a child process (kwsgui.subproc): the GUI keeps its interpreter lock."""
+    import os
 
-        clips = labelled_clips(root)
-        framing = Framing.of(featurizer)
-        spotter = KeywordSpotter(featurizer, classifier) if classifier is not None else None
-        infos: list[ClipInfo] = []
-        batch: list[ClipInfo] = []
-        last = time.monotonic()
-        for k, (path, label) in enumerate(clips):
-            ctx.check()
-            try:
-                info = flag(inspect_clip(path, label, framing, spotter, categories), categories=categories)
-            except KwsError as e:
-                info = unreadable(path, label, str(e))
-            infos.append(info)
-            batch.append(info)
-            if time.monotonic() - last >= BATCH_S:
-                ctx.partial(tuple(batch))
-                batch, last = [], time.monotonic()
-            ctx.progress(k + 1, len(clips), "clips checked")
-        dups = find_duplicates(infos)
-        return tuple(flag(i, categories=categories, duplicate=True) if i.path in dups else i for i in infos)
-    return fn
+    from core.evaluate.passrate import labelled_clips
+    from core.pipeline import KeywordSpotter
+
+    clips = labelled_clips(root)
+    ctx.log(f"checking {len(clips)} clips in process {os.getpid()}")
+    framing = Framing.of(featurizer)
+    spotter = KeywordSpotter(featurizer, classifier) if classifier is not None else None
+    infos: list[ClipInfo] = []
+    batch: list[ClipInfo] = []
+    last = time.monotonic()
+    for k, (path, label) in enumerate(clips):
+        ctx.check()
+        try:
+            info = flag(inspect_clip(path, label, framing, spotter, categories), categories=categories)
+        except KwsError as e:
+            info = unreadable(path, label, str(e))
+        infos.append(info)
+        batch.append(info)
+        if time.monotonic() - last >= BATCH_S:
+            ctx.partial(tuple(batch))
+            batch, last = [], time.monotonic()
+        ctx.progress(k + 1, len(clips), "clips checked")
+    dups = find_duplicates(infos)
+    return tuple(flag(i, categories=categories, duplicate=True) if i.path in dups else i for i in infos)
 
 
 def card_of(info: ClipInfo) -> Card:
@@ -185,8 +188,9 @@ class BrowserPanel(Panel):
         self.infos = []
         self.loader.forget()
         self.model.set_cards([])
-        return self.run_job("Check", scan_job(str(root), m.featurizer, m.classifier, cats),
-                            on_partial=self._batch, on_result=self._checked)
+        args = (str(root), m.featurizer, m.classifier, cats)
+        return self.run_job("Check", lambda ctx: run_in_child(scan_clips, args, ctx), on_partial=self._batch,
+                            on_result=self._checked, on_log=self.message.emit)
 
     def _batch(self, infos: tuple[ClipInfo, ...]) -> None:
         self.infos.extend(infos)
