@@ -100,6 +100,7 @@ class CollectPanel(Panel):
         s = settings
         self.label_edit = QLineEdit(str(s.value("collect/label", "")))
         self.label_edit.setPlaceholderText("the word you will say, e.g. hello")
+        self.label_edit.editingFinished.connect(self.reload)  # the cards of that label's clips
         self.speaker_edit = QLineEdit(str(s.value("collect/speaker", "") or speaker_name(getpass.getuser())))
         self.speaker_edit.setToolTip("Goes into the file names (SPEAKER_nohash_N.wav); `kws lists` keeps one "
                                      "speaker's clips in one split")

@@ -183,3 +183,30 @@ def test_kws_segment_writes_speech_commands_folders(clean_clips, shared_data, tm
     assert kws(["segment", str(bad), "--label", "hello", "-o", str(out)]) == 2
     assert str(bad) in capsys.readouterr().err
     assert kws(["segment", str(long), "--label", "../x", "-o", str(out)]) == 2
+
+
+def test_collect_words_writes_as_it_goes_and_stop_keeps_what_was_said(clean_clips, shared_data, tmp_path):
+    import threading
+
+    from core.data.segment import collect_words
+
+    s, truth = stitched(clean_clips, shared_data / "background_noise" / "pink_noise.wav", 8, snr_db=20.0, seed=7)
+    cancel, seen, levels = threading.Event(), [], []
+    stop_at = truth[4][1] + 0.05  # Stop pressed just after the fifth word
+
+    def chunks():
+        for i in range(0, len(s), 1600):  # 0.1 s chunks, as from a microphone
+            if i / SR >= stop_at:
+                cancel.set()
+            yield s[i: i + 1600]
+
+    def on_word(u, path):
+        assert path.is_file()  # written before the next word is heard
+        seen.append(path)
+
+    got = collect_words(chunks(), FRAMING, outdir=tmp_path, label="hi", speaker="me", cancel=cancel,
+                        on_word=on_word, on_level=levels.append)
+    assert [p for _, p in got] == seen == [tmp_path / "hi" / f"me_nohash_{i}.wav" for i in range(5)]
+    whole = segment_samples(s[: int(np.ceil(stop_at * 10)) * 1600], FRAMING)
+    assert [u.centre_s for u, _ in got] == [u.centre_s for u in whole]
+    assert len(levels) == int(np.ceil(stop_at * 10)) and max(levels) < 0  # peak dBFS per chunk
