@@ -40,7 +40,8 @@ def add_arguments(p):
                     help="run the numpy reference interpreter")
 
 
-def _report(spotter: KeywordSpotter, detector: Detector, blocks, verbose: bool, out=sys.stdout) -> int:
+def _report(spotter: KeywordSpotter, detector: Detector, blocks, verbose: bool, out=None) -> int:
+    out = out or sys.stdout  # looked up per call: a default bound at import would outlive a replaced stdout
     count = 0
     for block in blocks:
         _, probs = spotter.step(block)

@@ -117,8 +117,9 @@ def test_kws_calibrate_stores_the_point_that_run_and_eval_use(clips, shared_data
     # kws run takes the stored point unless told otherwise
     model = ["-f", str(models.DEFAULT_FEATURIZER), "-c", str(out)]
     wav = str(clips[1][0])
-    assert kws(["run", *model, "-w", wav]) == 0
+    rc = kws(["run", *model, "-w", wav])
     err = capsys.readouterr().err
+    assert rc == 0, err
     assert f"threshold {stored['threshold']:g} from the model, smoothing {stored['smoothing']} from the model" in err
     assert kws(["run", *model, "-w", wav, "--threshold", "0.5", "--smoothing", "0"]) == 0
     assert "from the model" not in capsys.readouterr().err
