@@ -84,7 +84,7 @@ def test_rows_stay_put_and_old_results_go_when_the_target_changes(qtbot, panel):
     panel.set_target("host")
     host = rows()
     assert panel.target_label.toolTip() == panel.target_label.text() and "features" in panel.target_label.text()
-    for name in ("pi3", "custom", "pi0", "host"):
+    for name in ("pi3", "custom", "pi0", "cortex-m4", "cortex-m0", "host"):
         panel.set_target(name)
         assert rows() == host, name
     panel.show_error("a long error " * 40)
@@ -96,3 +96,64 @@ def test_rows_stay_put_and_old_results_go_when_the_target_changes(qtbot, panel):
     assert panel.table.rowCount() == 1
     panel.set_target("pi3")
     assert panel.table.rowCount() == 0 and panel.bench_rows == [] and panel.result_label.text() == ""
+
+
+def test_cortex_m4_int8_compile_verify_benchmark(run_job, qtbot, panel, data_dir, tmp_path):
+    """Cortex-M4 with the classifier quantized to int8 on a short list of real clips: the image is
+    built at Compile (flash / RAM against the part's), Verify runs it under qemu-system-arm with
+    seven.wav built in and gets this machine's detections of the same int8 model; Benchmark times
+    the host runtimes for int8 and float and says why the image itself is not timed."""
+    for t in ("arm-none-eabi-gcc", "qemu-system-arm", "make"):
+        assert shutil.which(t), f"{t} is missing: run `make sysdeps` (scripts/sysdeps.sh)"
+    sample = data_dir / "speech_commands_v0.01_sample"
+    clips = [sorted((sample / w).glob("*.wav"))[0] for w in ("seven", "bed", "yes", "no", "cat", "left")]
+    calib = tmp_path / "calib.txt"
+    calib.write_text("".join(f"{p}\n" for p in clips))
+    seven = data_dir / "ell_examples" / "seven.wav"
+    panel.set_target("cortex-m4")
+    assert "thumbv7em" in panel.target_label.text() and "256 KiB RAM" in panel.target_label.text()
+    panel.quantize.setChecked(True)
+    assert panel.calibration.isEnabled()
+    panel.calibration.set_path(calib)
+    panel.module.setText("kws")
+    panel.outdir.set_path(tmp_path / "kws_m4")
+    panel.clip.set_path(seven)
+
+    assert run_job(panel, panel.compile).completed, panel.error.text()
+    c = panel.compiled
+    assert "calibrated on 6 clips" in c.quantized
+    assert {n.op for n in c.graphs[1].nodes} >= {"gru_q8", "dense_q8"}
+    names = {panel.files.item(i).text() for i in range(panel.files.count())}
+    assert {"kws.o", "kws.h", "kws_clip.h", "Makefile", "kws.ld"} <= names
+    assert c.memory is not None and c.memory.fits and c.memory.flash_budget == 1 << 20
+    text = panel.result_label.text()
+    assert "int8" in text and "of 1024 KiB" in text and "of 256 KiB (fits the part)" in text
+
+    assert run_job(panel, panel.verify).completed, panel.error.text()
+    v = panel.verification
+    assert v.how == "qemu-system-arm -M mps2-an386" and v.passed, (v.device_lines, v.host_lines)
+    assert any(ln.endswith("% seven >>>") for ln in v.device_lines)
+    assert panel.result_label.text().startswith("✔ Verified on cortex-m4")
+
+    panel.clip.set_path(data_dir / "ell_examples" / "bed.wav")  # the image has seven.wav built in
+    assert not panel.verify() and "compile again" in panel.error.text()
+    panel.clip.set_path(seven)
+
+    assert run_job(panel, panel.benchmark).completed, panel.error.text()
+    rows = {r.name: r for r in panel.bench_rows}
+    assert {"host JIT (llvmlite), int8", "host JIT (llvmlite), float", "cortex-m4 image"} <= set(rows)
+    assert rows["host JIT (llvmlite), int8"].us_per_frame > 0
+    assert "not timed" in rows["cortex-m4 image"].note
+    last = panel.table.rowCount() - 1
+    assert panel.table.item(last, 1).text() == "–"
+
+
+def test_quantize_needs_a_calibration_list(panel, tmp_path):
+    panel.set_target("host")
+    panel.outdir.set_path(tmp_path / "q")
+    panel.module.setText("kws")
+    panel.quantize.setChecked(True)
+    panel.calibration.set_path("")
+    assert not panel.compile() and "calibration list" in panel.error.text()
+    panel.quantize.setChecked(False)
+    assert not panel.calibration.isEnabled()
