@@ -121,7 +121,9 @@ class Table:
         clf: float | None = None,
         both: float | None = None,
         note: str = "",
+        weight_bytes: int | None = None,
     ) -> None:
+        """`weight_bytes`: the classifier's weights this row reads, when not the model's own (int8)."""
         self.rows[name] = {"featurizer": feat, "classifier": clf, "both": both}
 
         def cell(v):
@@ -136,6 +138,8 @@ class Table:
         )
         macs = sum(self.macs.values()) if key == "both" else self.macs.get(key, 0)
         wbytes = sum(self.weight_bytes.values()) if key == "both" else self.weight_bytes.get(key, 0)
+        if weight_bytes is not None and key == "classifier":
+            wbytes = weight_bytes
         gflops = f"{2 * macs / (t * 1e3):9.1f}" if t else f"{'':>9}"
         gbs = f"{wbytes / (t * 1e3):7.1f}" if t and wbytes else f"{'':>7}"
         print(f"  {name:<44}{cell(feat)}{cell(clf)}{cell(both)}{gflops}{gbs}  {note}".rstrip(), flush=True)
@@ -165,13 +169,6 @@ def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers:
     both = CompiledModel([featurizer, classifier], "bench_fc")
     compile_s = time.perf_counter() - t0
 
-    def native_step(m, x):
-        def f(i):
-            m._in[:] = x[i]
-            m.step_raw()
-
-        return f
-
     t.row(
         "compiled, one native call per frame",
         per_frame_us(native_step(cf, audio), n),
@@ -186,6 +183,7 @@ def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers:
         block_us(lambda: cc.run_into(feats, out_c), n),
         block_us(lambda: both.run_into(audio, out_c), n),
     )
+    _int8(t, classifier, feats, n)
     m = min(n, 500)
     fi, ci = Interpreter(featurizer), Interpreter(classifier)
     fi2, ci2 = Interpreter(featurizer), Interpreter(classifier)
@@ -211,6 +209,39 @@ def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers:
             f"({featurizer.input_size / _rate(featurizer) / (comp['both'] * 1e-6):.0f}x real time)"
         )
     return t.rows
+
+
+def native_step(m, x):
+    """One compiled frame call on frame i of x, without Python-side copies beyond the input."""
+
+    def f(i):
+        m._in[:] = x[i]
+        m.step_raw()
+
+    return f
+
+
+def _int8(t: Table, classifier, feats, n) -> None:
+    """The classifier quantized to int8 (core.quantize: int8 weights per output channel, 8-bit
+    activations; ranges calibrated on these timing frames, which changes no timing) compiled for
+    this machine, per frame beside the float compiled classifier, and the weight bytes of both."""
+    from core.compiler.runtime import CompiledModel
+    from core.errors import KwsError
+    from core.quantize import calibrate, quantize_graph, weight_bytes
+
+    try:
+        q = quantize_graph(classifier, calibrate(classifier, [feats]))
+    except KwsError as e:  # nothing to quantize (no dense / GRU / LSTM node)
+        print(f"  (int8: {e})")
+        return
+    cq = CompiledModel(q, "bench_q8")
+    fb, qb = weight_bytes(classifier), weight_bytes(q)
+    us = per_frame_us(native_step(cq, feats), n)
+    t.row("compiled int8, one native call per frame", clf=us,
+          note=f"(weights {qb / 1024:.0f} KiB)", weight_bytes=qb)
+    fl = t.rows["compiled, one native call per frame"]["classifier"]
+    print(f"  int8 vs float compiled classifier per frame: {us:.1f} us vs {fl:.1f} us ({fl / us:.2f}x faster); "
+          f"weights {qb:,} bytes vs {fb:,} bytes ({fb / qb:.2f}x smaller)")
 
 
 def _numpy_featurizer(t: Table, featurizer, audio, n) -> None:
