@@ -18,6 +18,7 @@ COMMANDS = {
     "segment": ("segment", "cut the words of a long recording into 1 s clips in DIR/LABEL/ (Speech Commands layout)"),
     "synth": ("synth", "spoken keywords from offline speech engines (espeak-ng, flite, festival, Piper)"),
     "train": ("train", "train a keyword spotter with PyTorch (ELL train_classifier)"),
+    "custom": ("custom", "a spotter for your own word from a few recordings (synthetic voices, negatives, calibrated)"),
     "add-vad": ("add_vad", "add a VAD that resets recurrent state at word ends (ELL add_vad)"),
     "vad": ("vad", "show the VAD's level, noise floor and segments on a wav, --plot (ELL vad_test)"),
     "vad-tune": ("vad_tune", "tune the VAD's parameters for continuous-stream keyword accuracy"),

@@ -65,7 +65,7 @@ class Calibration:
     target_fa_per_hour: float
     met: bool  # some point has at most the target FA/h
     positives: int  # keyword events in the stream
-    others: int  # events of other words (any detection on them is a false accept)
+    others: int  # events that are not keywords: other words, unknown (any detection on them is a false accept)
     duration_s: float
     ignore: tuple[str, ...]
 
@@ -194,7 +194,7 @@ def calibrate(probs: np.ndarray, hop_s: float, events: Sequence[Event], duration
     points = sweep(probs, hop_s, events, duration_s, categories, thresholds, smoothings, ign, tolerance_s)
     chosen, met = choose(points, target_fa_per_hour)
     positives = sum(1 for e in events if e.label in categories and e.label not in ign)
-    others = sum(1 for e in events if e.label not in categories)
+    others = len(events) - positives
     return Calibration(tuple(points), chosen, float(target_fa_per_hour), met, positives, others,
                        float(duration_s), ign)
 

@@ -1,0 +1,76 @@
+"""A keyword spotter for your own word(s) from a few recordings: kws custom WORD[,WORD2...] --clips DIR
+--noise-dir D -o OUTDIR. DIR holds your recordings of the word (DIR/*.wav, or DIR/WORD/*.wav for
+each of several words): 1 s clips or longer takes, cut into words first. The recipe (core/train/
+custom.py) adds the word spoken by every offline voice, other words and sound-alikes as `unknown`,
+background noise, heavy augmentation of your clips, trains a small GRU and stores the threshold and
+smoothing calibrated on held-out voices for --target-fa-per-hour. OUTDIR gets featurizer.kwm,
+classifier.kwm and categories.txt (classes: background, unknown, the words); try it with
+`kws run -f OUTDIR/featurizer.kwm -c OUTDIR/classifier.kwm` or in the live view."""
+
+from __future__ import annotations
+
+from core.progress import Progress
+from core.train.custom import CustomConfig, build_custom
+
+
+def add_arguments(p):
+    d = CustomConfig()
+    p.add_argument("words", metavar="WORD[,WORD2...]", help="the keyword(s)")
+    p.add_argument("--clips", required=True, metavar="DIR", help="your recordings of the word(s)")
+    p.add_argument("--noise-dir", required=True, metavar="D",
+                   help="background noise recordings (e.g. ../shared/data/background_noise)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where the models go")
+    p.add_argument("--featurizer", "-f", metavar="F", help="featurizer model (default: the bundled one)")
+    p.add_argument("--negatives", metavar="DIR", help="real recordings of other words (DIR/word/*.wav), as unknown")
+    p.add_argument("--teacher", default="", metavar="MODEL", help="a model whose soft targets guide training")
+    p.add_argument("--synth-per-word", type=int, default=d.synth_per_word, help="synthetic takes of each keyword")
+    p.add_argument("--negative-takes", type=int, default=d.negative_takes,
+                   help="synthetic takes of each other word and sound-alike")
+    p.add_argument("--user-copies", type=int, default=d.user_copies, help="augmented copies of each of your clips")
+    p.add_argument("--background-rows", type=int, default=d.background_rows, help="rows of pure noise")
+    p.add_argument("--engines", metavar="E,...", help="speech engines to use (default: every one installed)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="GRU units per layer")
+    p.add_argument("--num-layers", type=int, default=d.num_layers, help="GRU layers")
+    p.add_argument("--target-fa-per-hour", type=float, default=d.target_fa_per_hour,
+                   help="false accepts per hour the stored threshold may allow")
+    p.add_argument("--jobs", "-j", type=int, default=d.jobs, help="parallel processes for speech and features")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+def main(args) -> int:
+    cfg = CustomConfig(synth_per_word=args.synth_per_word, negative_takes=args.negative_takes,
+                       user_copies=args.user_copies, background_rows=args.background_rows,
+                       engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()) if args.engines else None,
+                       hidden_size=args.hidden_size, num_layers=args.num_layers, epochs=args.epochs,
+                       teacher=args.teacher, target_fa_per_hour=args.target_fa_per_hour, seed=args.seed,
+                       jobs=args.jobs)
+    words = [w.strip() for w in args.words.split(",") if w.strip()]
+    bar: list[Progress] = []
+
+    def stage(text: str) -> None:
+        if bar:
+            bar.pop().close()
+        print(f"{text}...", flush=True)
+
+    def progress(done: int, total: int) -> None:
+        if not bar:
+            bar.append(Progress(total, "  "))
+        bar[0](done, total)
+
+    try:
+        r = build_custom(words, args.clips, args.output, noise_dir=args.noise_dir, featurizer_path=args.featurizer,
+                         negatives_dir=args.negatives, config=cfg, stage=stage, progress=progress)
+    finally:
+        if bar:
+            bar.pop().close()
+    c = r.calibration
+    print(f"your clips: {', '.join(f'{w} {n}' for w, n in r.user_clips.items())}; rows: {r.rows['training']} "
+          f"training, {r.rows['validation']} validation (held-out voices)"
+          + (f"; validation accuracy {100 * r.val_accuracy:.1f} %" if r.val_accuracy is not None else ""))
+    print(f"threshold {r.threshold:g}, smoothing {r.smoothing}: on held-out voices {100 * c['frr']:.1f} % missed, "
+          f"{c['fa_per_hour']:.2f} false accepts per hour over {c['stream_s'] / 60:.1f} min "
+          f"({'meets' if c['met'] else 'does NOT meet'} the target of {c['target_fa_per_hour']:g})")
+    for path in r.outputs.values():
+        print(f"wrote {path}")
+    return 0

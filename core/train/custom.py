@@ -1,0 +1,258 @@
+"""A detector for your own word(s) from a handful of recordings (`kws custom`), built from what is on
+this machine and nothing that already knows the word:
+
+1. your clips (or long takes) cut into 1 s words (core.data.segment), each heavily augmented
+   (`user_copies` copies: noise, reverb, speed, pitch, level, band and microphone colouring);
+2. the word spoken by every offline voice (core.data.synth: espeak-ng, flite, festival, Piper);
+3. negatives, all labelled `unknown`: other words and sound-alikes of the keyword (its onset or
+   ending swapped, "hello" -> "jello", "hellot") spoken by the same voices, real clips of other
+   words from `negatives_dir`, and background rows of the noise recordings (class `background`);
+4. one training run of the one trainer (a small GRU; optionally a teacher), validated on voices it
+   did not train on;
+5. the threshold and smoothing chosen by `kws calibrate`'s rule (core.evaluate.calibrate) on a
+   stream of held-out voices saying the keyword and the negatives over the noise, stored in the
+   classifier.
+
+OUTDIR gets featurizer.kwm, classifier.kwm (classes: background, unknown, the words) and
+categories.txt as one set (core.outputs); OUTDIR/work keeps the intermediate folders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import DataError
+
+BACKGROUND, UNKNOWN = "background", "unknown"
+OTHER_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "one", "two", "three",
+               "four", "five", "six", "seven", "eight", "nine", "zero", "bed", "bird", "cat", "dog", "happy",
+               "house", "marvin", "sheila", "tree", "wow", "hello", "okay", "water", "music", "light", "open",
+               "close", "time", "play", "next", "back", "phone", "morning", "thanks", "please", "computer",
+               "window", "table", "yellow", "button")
+ONSETS = ("b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "w", "sh", "ch", "st", "br")
+CODAS = ("t", "n", "s", "d", "k")
+VOWELS = set("aeiouy")
+
+
+@dataclass(frozen=True)
+class CustomConfig:
+    synth_per_word: int = 300  # synthetic takes of each keyword (voices x rates x pitches, spread)
+    negative_takes: int = 12  # synthetic takes of each other word and sound-alike
+    user_copies: int = 40  # augmented copies of each of your clips
+    synth_copies: int = 1  # augmented copies of each synthetic or negative clip
+    background_rows: int = 600  # rows of pure noise (class background)
+    held_out_percent: float = 20.0  # synthetic voices (and negative speakers) kept for validation + calibration
+    engines: tuple[str, ...] | None = None  # None: every speech engine found
+    hidden_size: int = 64
+    num_layers: int = 2
+    epochs: int = 15
+    teacher: str = ""  # a model whose soft targets help (it must not be what the word is learnt from)
+    target_fa_per_hour: float = 1.0
+    seed: int = 0
+    jobs: int = 2
+
+    def __post_init__(self):
+        for name in ("synth_per_word", "negative_takes", "epochs", "hidden_size", "num_layers", "jobs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"custom {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("user_copies", "synth_copies", "background_rows"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"custom {name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.held_out_percent < 100:
+            raise ValueError(f"custom held_out_percent must be in (0, 100), got {self.held_out_percent}")
+
+
+@dataclass(frozen=True)
+class CustomResult:
+    outputs: dict  # name -> path
+    words: tuple[str, ...]
+    user_clips: dict  # word -> clips cut from your recordings
+    rows: dict  # split -> rows
+    val_accuracy: float | None
+    threshold: float
+    smoothing: int
+    calibration: dict
+
+
+def sound_alikes(word: str, limit: int = 10, seed: int = 0) -> list[str]:
+    """Pseudo-words that sound like `word`: its onset swapped, its ending changed, one end dropped."""
+    w = word.lower()
+    i = next((k for k, ch in enumerate(w) if ch in VOWELS), 0)
+    onset, rest = w[:i], w[i:]
+    out = [o + rest for o in ONSETS if o != onset]
+    j = len(w)
+    while j > i and w[j - 1] not in VOWELS:
+        j -= 1
+    out += [w[:j] + c for c in CODAS if w[:j] + c != w]
+    if len(w) > 3:
+        out += [w[1:], w[:-1]]
+    rng = np.random.default_rng([seed, len(w)])
+    uniq = [x for x in dict.fromkeys(out) if x != w and x.isalpha()]
+    return [uniq[k] for k in sorted(rng.permutation(len(uniq))[:limit])]
+
+
+def user_folders(clips_dir: str | os.PathLike, words: Sequence[str]) -> dict[str, list[Path]]:
+    """Your recordings: DIR/*.wav for one word, DIR/WORD/*.wav for each of several (or for one)."""
+    from core.audio.sources import list_wavs
+
+    d = Path(clips_dir)
+    if not d.is_dir():
+        raise DataError(f"{d}: not a folder of clips")
+    out = {}
+    for w in words:
+        sub = d / w
+        files = list_wavs(sub) if sub.is_dir() else (list_wavs(d) if len(words) == 1 else [])
+        if not files:
+            raise DataError(f"{d}: no recordings of '{w}' (put them in {sub}/)")
+        out[w] = files
+    return out
+
+
+def _split(paths: Sequence[Path], percent: float) -> tuple[list[Path], list[Path]]:
+    """(training, held out) by speaker (the name before _nohash_), Speech Commands' hash rule."""
+    from core.data.lists import which_split
+
+    train, held = [], []
+    for p in paths:
+        (held if which_split(p.name, percent, 0.0) == "validation" else train).append(p)
+    return train, held
+
+
+def augmentation() -> object:
+    from core.data.augment import AugmentConfig
+
+    return AugmentConfig(noise_fraction=0.8, snr_db=(0.0, 20.0), time_shift_ms=100.0, gain_db=(-12.0, 6.0),
+                         speed=(0.9, 1.1), reverb_fraction=0.3, pitch_fraction=0.4, band_fraction=0.2,
+                         eq_fraction=0.3)
+
+
+def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str | os.PathLike, *,
+                 noise_dir: str | os.PathLike, featurizer_path: str | os.PathLike | None = None,
+                 negatives_dir: str | os.PathLike | None = None, config: CustomConfig = CustomConfig(),
+                 stage: Callable[[str], None] | None = None, progress: Callable[[int, int], None] | None = None,
+                 cancel=None) -> CustomResult:
+    from core import models
+    from core.audio.sources import list_wavs
+    from core.data.augment import NoiseBank
+    from core.data.dataset import Dataset, DatasetConfig, build_dataset, featurizer_info
+    from core.data.segment import Framing, collect_words, file_chunks, safe_label
+    from core.data.synth import SynthConfig, synthesize
+    from core.evaluate.calibrate import calibrate_on_clips, with_detector
+    from core.graph import modelfile
+    from core.outputs import output_set
+    from core.pipeline import KeywordSpotter
+    from core.progress import check_cancel
+    from core.train.config import TrainConfig
+    from core.train.trainer import Splits, Trainer
+
+    say = stage or (lambda _t: None)
+    words = [safe_label(w.lower()) for w in words]
+    if len(set(words)) != len(words) or {BACKGROUND, UNKNOWN} & set(words):
+        raise DataError(f"keywords must differ from each other and from {BACKGROUND}/{UNKNOWN}: {', '.join(words)}")
+    cfg = config
+    out, work = Path(outdir), Path(outdir) / "work"
+    fpath = Path(featurizer_path) if featurizer_path else models.DEFAULT_FEATURIZER
+    featurizer = models.load_model(fpath)
+    fmeta = featurizer_info(featurizer, fpath)
+    framing = Framing.of(featurizer, fmeta["sample_rate"])
+    noise_files = list_wavs(noise_dir)
+    if not noise_files:
+        raise DataError(f"{noise_dir}: no noise recordings")
+    cats = [BACKGROUND, UNKNOWN, *words]
+
+    say("cutting your recordings into words")
+    user: dict[str, list[Path]] = {}
+    for w, files in user_folders(clips_dir, words).items():
+        dest = work / "user"
+        user[w] = []
+        for f in files:
+            check_cancel(cancel)
+            found = collect_words(file_chunks(f, framing), framing, outdir=dest, label=w, speaker=Path(f).stem)
+            user[w] += [p for _, p in found]
+        if len(user[w]) < 3:
+            raise DataError(f"{clips_dir}: only {len(user[w])} words of '{w}' found in the recordings (at least 3)")
+
+    say(f"speaking {', '.join(words)} with every offline voice")
+    synth_cfg = SynthConfig(per_word=cfg.synth_per_word, engines=cfg.engines, seed=cfg.seed)
+    synthesize(words, work / "synth", synth_cfg, jobs=cfg.jobs, cancel=cancel)
+    others = [x for x in OTHER_WORDS if x not in words and not any(x in w or w in x for w in words)]
+    alikes = [a for w in words for a in sound_alikes(w, seed=cfg.seed) if a not in words]
+    say(f"speaking {len(others)} other words and {len(alikes)} sound-alikes")
+    synthesize(others + alikes, work / "negatives", replace(synth_cfg, per_word=cfg.negative_takes), jobs=cfg.jobs,
+               cancel=cancel)
+
+    def wavs(folder: Path) -> list[Path]:
+        return list_wavs(folder) if folder.is_dir() else []
+
+    train_e: list[tuple[Path, str]] = []
+    held_e: list[tuple[Path, str]] = []
+    for w in words:
+        t, h = _split(wavs(work / "synth" / w), cfg.held_out_percent)
+        train_e += [(p, w) for p in t]
+        held_e += [(p, w) for p in h]
+    neg: list[Path] = [p for x in others + alikes for p in wavs(work / "negatives" / x)]
+    if negatives_dir:
+        from core.evaluate.passrate import labelled_clips
+
+        neg += [p for p, lab in labelled_clips(negatives_dir) if lab not in words]
+    t, h = _split(neg, cfg.held_out_percent)
+    train_e += [(p, UNKNOWN) for p in t]
+    held_e += [(p, UNKNOWN) for p in h]
+    if not any(lab in words for _, lab in held_e):
+        raise DataError("no held-out voice says the keyword: install more speech engines or raise --synth-per-word")
+
+    say("featurizing: your clips, augmented")
+    bank = NoiseBank.load(noise_dir, framing.sample_rate)
+    aug = augmentation()
+    mine = [(p, w) for w, ps in user.items() for p in ps]
+    parts = [build_dataset(mine, cats, featurizer, fmeta, config=DatasetConfig(seed=cfg.seed),
+                           augment_config=replace(aug, copies=cfg.user_copies), noise=bank, jobs=cfg.jobs,
+                           progress=progress, cancel=cancel).dataset]
+    say("featurizing: synthetic words, negatives and background")
+    parts.append(build_dataset(train_e, cats, featurizer, fmeta,
+                               config=DatasetConfig(seed=cfg.seed + 1, background_rows=cfg.background_rows,
+                                                    background_label=BACKGROUND),
+                               augment_config=replace(aug, copies=cfg.synth_copies), noise=bank, jobs=cfg.jobs,
+                               progress=progress, cancel=cancel).dataset)
+    val = build_dataset(held_e, cats, featurizer, fmeta,
+                        config=DatasetConfig(seed=cfg.seed + 2, background_rows=max(1, cfg.background_rows // 5),
+                                             background_label=BACKGROUND),
+                        noise=bank, jobs=cfg.jobs, progress=progress, cancel=cancel).dataset
+    train = Dataset(np.concatenate([d.features for d in parts]), np.concatenate([d.labels for d in parts]),
+                    tuple(cats), parts[0].featurizer, {"recipe": "kws custom", "parts": [len(d) for d in parts]})
+
+    say("training")
+    tcfg = TrainConfig(architecture="gru", num_layers=cfg.num_layers, hidden_size=cfg.hidden_size, epochs=cfg.epochs,
+                       batch_size=128, optimizer="adam", learning_rate=3e-3, scheduler="cosine", normalize=True,
+                       spec_augment=True, context_prob=0.3, dropout=0.1 if cfg.num_layers > 1 else 0.0,
+                       teacher=cfg.teacher, seed=cfg.seed)
+    trainer = Trainer(tcfg, Splits(train, val, None), work / "train", stop=cancel)
+    trainer.fit()
+    check_cancel(cancel)
+    result = trainer.finish()
+    classifier = modelfile.load(work / "train" / "model.kwm")
+
+    say("calibrating the threshold on held-out voices")
+    spotter = KeywordSpotter(featurizer, classifier)
+    cal = calibrate_on_clips(spotter, cats, held_e, noise_files=noise_files, snr_db=10.0, gap_s=(1.0, 4.0),
+                             seed=cfg.seed, target_fa_per_hour=cfg.target_fa_per_hour, ignore=(BACKGROUND, UNKNOWN),
+                             cancel=cancel)
+    classifier = with_detector(classifier, cal, cats)
+    classifier.metadata["provenance"] = {"recipe": "kws custom", "words": words, "config": asdict(cfg),
+                                         "user_clips": {w: len(p) for w, p in user.items()},
+                                         "synthetic_held_out_percent": cfg.held_out_percent}
+    names = ("featurizer.kwm", "classifier.kwm", "categories.txt")
+    with output_set(out, names) as s:
+        modelfile.save(featurizer, s.path(names[0]))
+        modelfile.save(classifier, s.path(names[1]))
+        s.path(names[2]).write_text("".join(f"{c}\n" for c in cats), encoding="utf-8")
+        final = {n: str(s.final(n)) for n in names}
+    val_acc = float(result.log[-1]["val_accuracy"]) if result.log else None
+    return CustomResult(final, tuple(words), {w: len(p) for w, p in user.items()},
+                        {"training": len(train), "validation": len(val)}, val_acc, cal.chosen.threshold,
+                        cal.chosen.smoothing, cal.stored()["calibration"])

@@ -1,0 +1,68 @@
+"""kws custom end to end at toy size (espeak-ng only, one epoch of a tiny GRU): the output set, its
+classes, the stored threshold, provenance, and that it runs; the recipe's pieces checked on their own."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from core.cli import main as kws
+from core.errors import DataError
+from core.graph import modelfile
+from core.pipeline import DETECTOR_KEY
+from core.train.custom import OTHER_WORDS, CustomConfig, _split, build_custom, sound_alikes, user_folders
+
+pytest.importorskip("torch")
+
+
+def test_sound_alikes_and_user_folders(tmp_path):
+    al = sound_alikes("hello")
+    assert len(al) == 10 and "hello" not in al and len(set(al)) == 10
+    assert {"jello", "hellot"} & set(sound_alikes("hello", limit=100))  # onset swapped, ending changed
+    assert sound_alikes("hello") == sound_alikes("hello")  # seeded
+    (tmp_path / "one").mkdir()
+    with pytest.raises(DataError, match="no recordings of 'hi'"):
+        user_folders(tmp_path / "one", ["hi"])
+    with pytest.raises(DataError, match="not a folder"):
+        user_folders(tmp_path / "nope", ["hi"])
+    with pytest.raises(ValueError, match="epochs"):
+        CustomConfig(epochs=0)
+
+
+def test_kws_custom_toy_run(tmp_path, shared_data, capsys):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (scripts/sysdeps.sh)")
+    src = shared_data / "speech_commands_v0.01_bed_cat_happy" / "bed"
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for f in sorted(src.glob("a331d9cb_*.wav"))[:4]:  # one training speaker
+        shutil.copyfile(f, clips / f.name)
+    out = tmp_path / "out"
+    assert kws(["custom", "bed", "--clips", str(clips), "--noise-dir", str(shared_data / "background_noise"),
+                "-o", str(out), "--engines", "espeak", "--synth-per-word", "12", "--negative-takes", "1",
+                "--user-copies", "1", "--background-rows", "20", "--epochs", "1", "--hidden-size", "8",
+                "--num-layers", "1", "--jobs", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "your clips: bed 4" in text and "threshold" in text
+    assert (out / "categories.txt").read_text().split() == ["background", "unknown", "bed"]
+    clf = modelfile.load(out / "classifier.kwm")
+    assert clf.categories == ["background", "unknown", "bed"] and clf.output_size == 3
+    det = clf.metadata[DETECTOR_KEY]
+    assert 0.3 <= det["threshold"] <= 0.999 and det["calibration"]["positives"] > 0
+    assert det["calibration"]["other_words"] > 0 and det["calibration"]["ignore"] == ["background", "unknown"]
+    assert clf.metadata["provenance"]["user_clips"] == {"bed": 4}
+    # held-out voices really are held out: no speaker of the synthetic keyword in both splits
+    synth = sorted((out / "work" / "synth" / "bed").glob("*.wav"))
+    train, held = _split(synth, CustomConfig().held_out_percent)
+    assert held and {p.name.split("_nohash_")[0] for p in train}.isdisjoint(p.name.split("_nohash_")[0] for p in held)
+    assert not (out / "work" / "negatives" / "bed").exists() and (out / "work" / "negatives" / OTHER_WORDS[0]).is_dir()
+    capsys.readouterr()
+    assert kws(["run", "-f", str(out / "featurizer.kwm"), "-c", str(out / "classifier.kwm"),
+                "-w", str(clips / sorted(p.name for p in clips.iterdir())[0])]) == 0
+    assert f"threshold {det['threshold']:g} from the model" in capsys.readouterr().err
+    with pytest.raises(DataError, match="at least 3"):
+        one = tmp_path / "one"
+        one.mkdir()
+        shutil.copyfile(next(clips.iterdir()), one / "x.wav")
+        build_custom(["bed"], one, tmp_path / "o2", noise_dir=shared_data / "background_noise")
