@@ -79,7 +79,12 @@ def quantize_classifier(featurizer: Graph, classifier: Graph, list_path: str, ct
             yield fz.process(x)[0]
             ctx.progress(k + 1, len(clips))
 
-    cal = calibrate(classifier, features(), should_stop=lambda: ctx.cancelled)
+    try:
+        cal = calibrate(classifier, features(), should_stop=lambda: ctx.cancelled)
+    except KwsError as e:
+        ctx.check()
+        first = f" ({len(skipped)} unreadable; the first: {skipped[0]})" if skipped else ""
+        raise KwsError(f"{list_path}: {e}{first}") from None
     ctx.check()
     if skipped:
         ctx.log(skipped_summary(skipped))
@@ -223,8 +228,8 @@ class CompilePanel(Panel):
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.result_label)
         rl.addWidget(QLabel("Per-frame time (featurizer + classifier)"))
-        rl.addWidget(self.table, 1)
-        rl.addWidget(self.log, 1)
+        rl.addWidget(self.table, 3)
+        rl.addWidget(self.log, 2)
         split_panel(self, left, right, (350, 700), header=(form, buttons))
         if live is not None:
             live.models_changed.connect(lambda _m: self._show_models())
@@ -390,8 +395,10 @@ class CompilePanel(Panel):
             self.log.appendPlainText(f"{v.target}: {ln}")
         if v.passed:
             words = ", ".join(ln.split("% ", 1)[1].removesuffix(" >>>") for ln in v.device_lines) or "nothing"
+            c = self.compiled
+            mem = f"\n{c.memory.line()}" if c is not None and c.memory is not None else ""
             self.result_label.setText(f"✔ Verified on {v.target} ({v.how}): detected {words}, "
-                                      "as on this machine")
+                                      f"as on this machine{mem}")
             self.result_label.setStyleSheet("font-size: 12pt; font-weight: bold; color: #40b040;")
         else:
             self.result_label.setText(f"✘ {v.target} ({v.how}) detected {list(v.device_lines)} "
