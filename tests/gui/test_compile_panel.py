@@ -98,8 +98,13 @@ def test_rows_stay_put_and_old_results_go_when_the_target_changes(qtbot, panel):
     assert panel.table.rowCount() == 0 and panel.bench_rows == [] and panel.result_label.text() == ""
 
 
-def test_cortex_m4_int8_compile_verify_benchmark(run_job, qtbot, panel, data_dir, tmp_path):
-    """Cortex-M4 with the classifier quantized to int8 on a short list of real clips: the image is
+@pytest.mark.parametrize("name, arch, flash_kib, ram_kib, machine", [
+    ("cortex-m4", "thumbv7em", 1024, 256, "mps2-an386"),
+    ("cortex-m0", "thumbv6m", 2048, 264, "mps2-an385"),  # the M3 board runs the ARMv6-M code
+])
+def test_mcu_int8_compile_verify_benchmark(run_job, qtbot, panel, data_dir, tmp_path, name, arch, flash_kib, ram_kib,
+                                           machine):
+    """A microcontroller with the classifier quantized to int8 on a short list of real clips: the image is
     built at Compile (flash / RAM against the part's), Verify runs it under qemu-system-arm with
     seven.wav built in and gets this machine's detections of the same int8 model; Benchmark times
     the host runtimes for int8 and float and says why the image itself is not timed."""
@@ -110,13 +115,13 @@ def test_cortex_m4_int8_compile_verify_benchmark(run_job, qtbot, panel, data_dir
     calib = tmp_path / "calib.txt"
     calib.write_text("".join(f"{p}\n" for p in clips))
     seven = data_dir / "ell_examples" / "seven.wav"
-    panel.set_target("cortex-m4")
-    assert "thumbv7em" in panel.target_label.text() and "256 KiB RAM" in panel.target_label.text()
+    panel.set_target(name)
+    assert arch in panel.target_label.text() and f"{ram_kib} KiB RAM" in panel.target_label.text()
     panel.quantize.setChecked(True)
     assert panel.calibration.isEnabled()
     panel.calibration.set_path(calib)
     panel.module.setText("kws")
-    panel.outdir.set_path(tmp_path / "kws_m4")
+    panel.outdir.set_path(tmp_path / name)
     panel.clip.set_path(seven)
 
     assert run_job(panel, panel.compile).completed, panel.error.text()
@@ -125,15 +130,15 @@ def test_cortex_m4_int8_compile_verify_benchmark(run_job, qtbot, panel, data_dir
     assert {n.op for n in c.graphs[1].nodes} >= {"gru_q8", "dense_q8"}
     names = {panel.files.item(i).text() for i in range(panel.files.count())}
     assert {"kws.o", "kws.h", "kws_clip.h", "Makefile", "kws.ld"} <= names
-    assert c.memory is not None and c.memory.fits and c.memory.flash_budget == 1 << 20
+    assert c.memory is not None and c.memory.fits and c.memory.flash_budget == flash_kib << 10
     text = panel.result_label.text()
-    assert "int8" in text and "of 1024 KiB" in text and "of 256 KiB (fits the part)" in text
+    assert "int8" in text and f"of {flash_kib} KiB" in text and f"of {ram_kib} KiB (fits the part)" in text
 
     assert run_job(panel, panel.verify).completed, panel.error.text()
     v = panel.verification
-    assert v.how == "qemu-system-arm -M mps2-an386" and v.passed, (v.device_lines, v.host_lines)
+    assert v.how == f"qemu-system-arm -M {machine}" and v.passed, (v.device_lines, v.host_lines)
     assert any(ln.endswith("% seven >>>") for ln in v.device_lines)
-    assert panel.result_label.text().startswith("✔ Verified on cortex-m4")
+    assert panel.result_label.text().startswith(f"✔ Verified on {name}")
 
     panel.clip.set_path(data_dir / "ell_examples" / "bed.wav")  # the image has seven.wav built in
     assert not panel.verify() and "compile again" in panel.error.text()
@@ -141,9 +146,9 @@ def test_cortex_m4_int8_compile_verify_benchmark(run_job, qtbot, panel, data_dir
 
     assert run_job(panel, panel.benchmark).completed, panel.error.text()
     rows = {r.name: r for r in panel.bench_rows}
-    assert {"host JIT (llvmlite), int8", "host JIT (llvmlite), float", "cortex-m4 image"} <= set(rows)
+    assert {"host JIT (llvmlite), int8", "host JIT (llvmlite), float", f"{name} image"} <= set(rows)
     assert rows["host JIT (llvmlite), int8"].us_per_frame > 0
-    assert "not timed" in rows["cortex-m4 image"].note
+    assert "not timed" in rows[f"{name} image"].note
     last = panel.table.rowCount() - 1
     assert panel.table.item(last, 1).text() == "–"
 
