@@ -34,6 +34,8 @@ def add_arguments(p):
     p.add_argument("--num-layers", type=int, default=d.num_layers, help="GRU layers")
     p.add_argument("--target-fa-per-hour", type=float, default=d.target_fa_per_hour,
                    help="false accepts per hour the stored threshold may allow")
+    p.add_argument("--calibration-minutes", type=float, default=d.calibration_minutes,
+                   help="length of the held-out stream the threshold is chosen on")
     p.add_argument("--jobs", "-j", type=int, default=d.jobs, help="parallel processes for speech and features")
     p.add_argument("--seed", type=int, default=0, help="random seed")
 
@@ -43,7 +45,8 @@ def main(args) -> int:
                        user_copies=args.user_copies, background_rows=args.background_rows,
                        engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()) if args.engines else None,
                        hidden_size=args.hidden_size, num_layers=args.num_layers, epochs=args.epochs,
-                       teacher=args.teacher, target_fa_per_hour=args.target_fa_per_hour, seed=args.seed,
+                       teacher=args.teacher, target_fa_per_hour=args.target_fa_per_hour,
+                       calibration_minutes=args.calibration_minutes, seed=args.seed,
                        jobs=args.jobs)
     words = [w.strip() for w in args.words.split(",") if w.strip()]
     bar: list[Progress] = []

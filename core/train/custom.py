@@ -53,6 +53,7 @@ class CustomConfig:
     epochs: int = 15
     teacher: str = ""  # a model whose soft targets help (it must not be what the word is learnt from)
     target_fa_per_hour: float = 1.0
+    calibration_minutes: float = 60.0  # the held-out stream: long enough that one false accept is ~1/h
     seed: int = 0
     jobs: int = 2
 
@@ -63,6 +64,8 @@ class CustomConfig:
         for name in ("user_copies", "synth_copies", "background_rows"):
             if getattr(self, name) < 0:
                 raise ValueError(f"custom {name} must be >= 0, got {getattr(self, name)}")
+        if not self.calibration_minutes > 0:
+            raise ValueError(f"custom calibration_minutes must be > 0, got {self.calibration_minutes}")
         if not 0 < self.held_out_percent < 100:
             raise ValueError(f"custom held_out_percent must be in (0, 100), got {self.held_out_percent}")
 
@@ -239,9 +242,9 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
 
     say("calibrating the threshold on held-out voices")
     spotter = KeywordSpotter(featurizer, classifier)
-    # long gaps: about an hour of background around the held-out words, so that one false accept is
-    # about 1 FA/h (the stream is cheap: the compiled models run it in seconds)
-    gap = max(1.0, 2 * 3600.0 / max(1, len(held_e)) - 1.0)
+    # long gaps: `calibration_minutes` of background around the held-out words (an hour: one false
+    # accept is about 1 FA/h; the compiled models run it in seconds)
+    gap = max(1.0, 2 * 60.0 * cfg.calibration_minutes / max(1, len(held_e)) - 1.0)
     cal = calibrate_on_clips(spotter, cats, held_e, noise_files=noise_files, snr_db=10.0, gap_s=(1.0, gap),
                              seed=cfg.seed, target_fa_per_hour=cfg.target_fa_per_hour, ignore=(BACKGROUND, UNKNOWN),
                              cancel=cancel)

@@ -42,7 +42,7 @@ def test_kws_custom_toy_run(tmp_path, shared_data, capsys):
     assert kws(["custom", "bed", "--clips", str(clips), "--noise-dir", str(shared_data / "background_noise"),
                 "-o", str(out), "--engines", "espeak", "--synth-per-word", "12", "--negative-takes", "1",
                 "--user-copies", "1", "--background-rows", "20", "--epochs", "1", "--hidden-size", "8",
-                "--num-layers", "1", "--jobs", "1"]) == 0
+                "--num-layers", "1", "--calibration-minutes", "2", "--jobs", "1"]) == 0
     text = capsys.readouterr().out
     assert "your clips: bed 4" in text and "threshold" in text
     assert (out / "categories.txt").read_text().split() == ["background", "unknown", "bed"]
@@ -51,6 +51,7 @@ def test_kws_custom_toy_run(tmp_path, shared_data, capsys):
     det = clf.metadata[DETECTOR_KEY]
     assert 0.3 <= det["threshold"] <= 0.999 and det["calibration"]["positives"] > 0
     assert det["calibration"]["other_words"] > 0 and det["calibration"]["ignore"] == ["background", "unknown"]
+    assert 60 < det["calibration"]["stream_s"] < 240  # about --calibration-minutes
     assert clf.metadata["provenance"]["user_clips"] == {"bed": 4}
     # held-out voices really are held out: no speaker of the synthetic keyword in both splits
     synth = sorted((out / "work" / "synth" / "bed").glob("*.wav"))
