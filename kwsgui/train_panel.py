@@ -44,6 +44,9 @@ CHOICES = {"architecture": ARCHITECTURES, "optimizer": OPTIMIZERS, "scheduler": 
 # text options are model files: a path field with a file chooser
 PATHS = {"teacher": "Teacher model (.ell, .onnx, .kwm)", "teacher_featurizer": "Teacher's own featurizer",
          "teacher_categories": "Teacher's categories file"}
+# short labels inside the Teacher group (its title says whose they are)
+LABELS = {"teacher": "model", "teacher_featurizer": "featurizer", "teacher_categories": "categories",
+          "teacher_mode": "labels", "teacher_vad": "keep its VAD", "distill_weight": "weight"}
 GROUPS = {
     "Model": ("architecture", "num_layers", "hidden_size", "tcn_channels", "tcn_kernel", "dropout",
               "normalize"),
@@ -83,7 +86,9 @@ class TrainPanel(Panel):
             for k, name in enumerate(names):
                 w = self._field(name, getattr(saved, name))
                 self.fields[name] = w
-                grid.addWidget(QLabel(name.replace("_", " ")), k // 2, 2 * (k % 2))
+                label = QLabel(LABELS.get(name, name.replace("_", " ")))
+                label.setToolTip(name)
+                grid.addWidget(label, k // 2, 2 * (k % 2))
                 grid.addWidget(w, k // 2, 2 * (k % 2) + 1)
             fl.addWidget(box)
         fl.addStretch(1)
@@ -165,6 +170,7 @@ class TrainPanel(Panel):
             w = PathField(self.settings, f"train/{name}", mode="open", caption=PATHS[name],
                           placeholder="none" if name == "teacher" else "only when needed")
             w.set_path(str(value))
+            w.edit.setMinimumWidth(40)  # long paths scroll in the field; the form keeps its width
         elif name in CHOICES:
             w = QComboBox()
             w.addItems(CHOICES[name])
