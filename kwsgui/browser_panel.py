@@ -19,7 +19,6 @@ from PyQt5.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -38,9 +37,9 @@ from core.data.curate import (
 )
 from core.data.segment import Framing, safe_label
 from core.errors import KwsError
-from kwsgui.clip_cards import Card, ClipModel, ClipView, ThumbnailLoader
+from kwsgui.clip_cards import Card, add_card_view
 from kwsgui.model_set import ModelSet
-from kwsgui.panel import ClipPlayer, Panel
+from kwsgui.panel import Panel
 from kwsgui.subproc import run_in_child
 from kwsgui.widgets import NOTE_STYLE, PathField, boxed
 
@@ -132,26 +131,7 @@ class BrowserPanel(Panel):
             filt.addWidget(w)
         filt.addStretch(1)
 
-        featurizer = (live.models if live is not None else ModelSet.builtin()).featurizer
-        self.loader = ThumbnailLoader(featurizer, self)
-        self.loader.start()
-        self.model = ClipModel(self.loader, self)
-        self.view = ClipView(self.model)
-        self.view.doubleClicked.connect(lambda _i: self.play_selected())
-        self.player = ClipPlayer(self)
-        self.player.failed.connect(self.show_error)
-        self.play_button = QPushButton("▶  Play")
-        self.play_button.clicked.connect(self.play_selected)
-        self.delete_button = QPushButton("✕  Delete")
-        self.delete_button.clicked.connect(self.delete_selected)
-        self.relabel_edit = QLineEdit()
-        self.relabel_edit.setPlaceholderText("new label")
-        self.relabel_button = QPushButton("Relabel")
-        self.relabel_button.clicked.connect(self.relabel_selected)
-        actions = QHBoxLayout()
-        for w in (self.play_button, self.delete_button, QLabel("to"), self.relabel_edit, self.relabel_button):
-            actions.addWidget(w)
-        actions.addStretch(1)
+        actions = add_card_view(self, (live.models if live is not None else ModelSet.builtin()).featurizer)
 
         lay = QVBoxLayout(self)
         lay.addWidget(self.error)

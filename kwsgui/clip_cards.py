@@ -263,3 +263,33 @@ class ClipView(QListView):
 
 def relabelled(card: Card, path: Path, label: str) -> Card:
     return replace(card, path=str(path), label=label, flags=tuple(f for f in card.flags if f != "disagrees"))
+
+
+def add_card_view(panel, featurizer: Graph):
+    """The card list every clip panel shares: on `panel` a thumbnail loader (started), model, view,
+    player and the Play / Delete / Relabel controls, wired to the panel's play_selected,
+    delete_selected and relabel_selected; returns the row of controls (a QHBoxLayout)."""
+    from PyQt5.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton
+
+    from kwsgui.panel import ClipPlayer
+
+    panel.loader = ThumbnailLoader(featurizer, panel)
+    panel.loader.start()
+    panel.model = ClipModel(panel.loader, panel)
+    panel.view = ClipView(panel.model)
+    panel.view.doubleClicked.connect(lambda _i: panel.play_selected())
+    panel.player = ClipPlayer(panel)
+    panel.player.failed.connect(panel.show_error)
+    panel.play_button = QPushButton("▶  Play")
+    panel.play_button.clicked.connect(panel.play_selected)
+    panel.delete_button = QPushButton("✕  Delete")
+    panel.delete_button.clicked.connect(panel.delete_selected)
+    panel.relabel_edit = QLineEdit()
+    panel.relabel_edit.setPlaceholderText("new label")
+    panel.relabel_button = QPushButton("Relabel")
+    panel.relabel_button.clicked.connect(panel.relabel_selected)
+    actions = QHBoxLayout()
+    for w in (panel.play_button, panel.delete_button, QLabel("to"), panel.relabel_edit, panel.relabel_button):
+        actions.addWidget(w)
+    actions.addStretch(1)
+    return actions

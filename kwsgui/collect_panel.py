@@ -29,9 +29,9 @@ from core.audio.formats import DIALOG_FILTER
 from core.data.curate import delete_clip, label_counts, lists_in, relabel_clip
 from core.data.segment import Framing, SegmentConfig, collect_words, file_chunks, safe_label, speaker_name
 from core.errors import KwsError
-from kwsgui.clip_cards import Card, ClipModel, ClipView, ThumbnailLoader, relabelled
+from kwsgui.clip_cards import Card, add_card_view, relabelled
 from kwsgui.model_set import ModelSet
-from kwsgui.panel import ClipPlayer, Panel
+from kwsgui.panel import Panel
 from kwsgui.widgets import NOTE_STYLE, LevelMeter, PathField, boxed
 
 LEVEL_INTERVAL_S = 0.08  # level meter updates from the job (~12 a second)
@@ -134,26 +134,7 @@ class CollectPanel(Panel):
         self.session_label = QLabel("")
         self.session_label.setStyleSheet(NOTE_STYLE)
 
-        loader_graph = (live.models if live is not None else ModelSet.builtin()).featurizer
-        self.loader = ThumbnailLoader(loader_graph, self)
-        self.loader.start()
-        self.model = ClipModel(self.loader, self)
-        self.view = ClipView(self.model)
-        self.view.doubleClicked.connect(lambda _i: self.play_selected())
-        self.player = ClipPlayer(self)
-        self.player.failed.connect(self.show_error)
-        self.play_button = QPushButton("▶  Play")
-        self.play_button.clicked.connect(self.play_selected)
-        self.delete_button = QPushButton("✕  Delete")
-        self.delete_button.clicked.connect(self.delete_selected)
-        self.relabel_edit = QLineEdit()
-        self.relabel_edit.setPlaceholderText("new label")
-        self.relabel_button = QPushButton("Relabel")
-        self.relabel_button.clicked.connect(self.relabel_selected)
-        actions = QHBoxLayout()
-        for w in (self.play_button, self.delete_button, QLabel("to"), self.relabel_edit, self.relabel_button):
-            actions.addWidget(w)
-        actions.addStretch(1)
+        actions = add_card_view(self, (live.models if live is not None else ModelSet.builtin()).featurizer)
         actions.addWidget(self.session_label)
 
         lay = QVBoxLayout(self)
