@@ -83,13 +83,21 @@ class TrainPanel(Panel):
         for group, names in (GROUPS | ({"Other": other} if other else {})).items():
             box = QGroupBox(group)
             grid = QGridLayout(box)
-            for k, name in enumerate(names):
+            row, col = 0, 0  # two options a row; a file path gets a row of its own
+            for name in names:
                 w = self._field(name, getattr(saved, name))
                 self.fields[name] = w
                 label = QLabel(LABELS.get(name, name.replace("_", " ")))
                 label.setToolTip(name)
-                grid.addWidget(label, k // 2, 2 * (k % 2))
-                grid.addWidget(w, k // 2, 2 * (k % 2) + 1)
+                if name in PATHS:
+                    row, col = row + (col > 0), 0
+                    grid.addWidget(label, row, 0)
+                    grid.addWidget(w, row, 1, 1, 3)
+                    row += 1
+                    continue
+                grid.addWidget(label, row, 2 * col)
+                grid.addWidget(w, row, 2 * col + 1)
+                row, col = (row + 1, 0) if col else (row, 1)
             fl.addWidget(box)
         fl.addStretch(1)
         scroll = vertical_scroll(form_widget, frame=True)
