@@ -27,17 +27,15 @@ from PyQt5.QtWidgets import (
 from core.data.curate import (
     ClipInfo,
     by_suspicion,
-    delete_clip,
     find_duplicates,
     flag,
     inspect_clip,
     lists_in,
-    relabel_clip,
     unreadable,
 )
-from core.data.segment import Framing, safe_label
+from core.data.segment import Framing
 from core.errors import KwsError
-from kwsgui.clip_cards import Card, add_card_view
+from kwsgui.clip_cards import Card, CardActions, add_card_view
 from kwsgui.model_set import ModelSet
 from kwsgui.panel import Panel
 from kwsgui.subproc import run_in_child
@@ -94,7 +92,7 @@ def sort_key(name: str):
             "level": lambda i: (i.level_db, str(i.path)), "length": lambda i: (i.word_s, str(i.path))}[name]
 
 
-class BrowserPanel(Panel):
+class BrowserPanel(CardActions, Panel):
     title = "Browse"
 
     def __init__(self, parent: QWidget | None = None, *, settings, live=None):
@@ -216,48 +214,22 @@ class BrowserPanel(Panel):
     def _info(self, path: str) -> int | None:
         return next((k for k, i in enumerate(self.infos) if str(i.path) == path), None)
 
-    def play_selected(self) -> None:
-        cards = self.view.selected_cards()
-        if cards:
-            self.player.play(cards[0].path)
+    def _card_deleted(self, path: str) -> None:
+        k = self._info(path)
+        if k is not None:
+            del self.infos[k]
+        self.model.remove(path)
 
-    def delete_selected(self) -> None:
-        for c in self.view.selected_cards():
-            try:
-                delete_clip(c.path, list_dir=self.list_dir())
-            except KwsError as e:
-                self.show_error(str(e))
-                continue
-            k = self._info(c.path)
-            if k is not None:
-                del self.infos[k]
-            self.model.remove(c.path)
+    def _card_relabelled(self, card: Card, new: Path, label: str) -> None:
+        k = self._info(card.path)
+        if k is not None:
+            m = self._models()
+            cats = tuple(m.labels) if m.classifier is not None else ()
+            info = self.infos[k]
+            keep = tuple(f for f in info.flags if f != "disagrees")
+            self.infos[k] = flag(replace(info, path=new, label=label, flags=keep), categories=cats,
+                                 duplicate="duplicate" in keep)
+            self.model.replace(card.path, card_of(self.infos[k]))
+
+    def _cards_changed(self) -> None:
         self._update_summary()
-
-    def relabel_selected(self) -> None:
-        try:
-            label = safe_label(self.relabel_edit.text())
-        except KwsError as e:
-            self.show_error(f"Relabel: {e}")
-            return
-        m = self._models()
-        cats = tuple(m.labels) if m.classifier is not None else ()
-        for c in self.view.selected_cards():
-            try:
-                new = relabel_clip(c.path, label, root=self.folder.path(), list_dir=self.list_dir())
-            except KwsError as e:
-                self.show_error(str(e))
-                continue
-            k = self._info(c.path)
-            if k is not None:
-                info = self.infos[k]
-                keep = tuple(f for f in info.flags if f != "disagrees")
-                self.infos[k] = flag(replace(info, path=new, label=label, flags=keep), categories=cats,
-                                     duplicate="duplicate" in keep)
-                self.model.replace(c.path, card_of(self.infos[k]))
-        self._update_summary()
-
-    def shutdown(self, timeout_ms: int = 60_000) -> None:
-        super().shutdown(timeout_ms)
-        self.player.stop()
-        self.loader.stop()

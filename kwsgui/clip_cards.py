@@ -293,3 +293,59 @@ def add_card_view(panel, featurizer: Graph):
         actions.addWidget(w)
     actions.addStretch(1)
     return actions
+
+
+class CardActions:
+    """Play / Delete / Relabel of the selected cards, for a panel built with add_card_view that has
+    `folder` (its clip folder field), `list_dir()`, `show_error()`. Hooks: `_card_deleted(path)`,
+    `_card_relabelled(card, new_path, label)`, `_cards_changed()` (after a batch)."""
+
+    def play_selected(self) -> None:
+        cards = self.view.selected_cards()
+        if cards:
+            self.player.play(cards[0].path)
+
+    def delete_selected(self) -> None:
+        from core.data.curate import delete_clip
+        from core.errors import KwsError
+
+        for c in self.view.selected_cards():
+            try:
+                delete_clip(c.path, list_dir=self.list_dir())
+            except KwsError as e:
+                self.show_error(str(e))
+                continue
+            self._card_deleted(c.path)
+        self._cards_changed()
+
+    def relabel_selected(self) -> None:
+        from core.data.curate import relabel_clip, safe_label
+        from core.errors import KwsError
+
+        try:
+            label = safe_label(self.relabel_edit.text())
+        except KwsError as e:
+            self.show_error(f"Relabel: {e}")
+            return
+        for c in self.view.selected_cards():
+            try:
+                new = relabel_clip(c.path, label, root=self.folder.path(), list_dir=self.list_dir())
+            except KwsError as e:
+                self.show_error(str(e))
+                continue
+            self._card_relabelled(c, new, label)
+        self._cards_changed()
+
+    def _card_deleted(self, path: str) -> None:
+        self.model.remove(path)
+
+    def _card_relabelled(self, card: Card, new: Path, label: str) -> None:
+        self.model.replace(card.path, relabelled(card, new, label))
+
+    def _cards_changed(self) -> None:
+        pass
+
+    def shutdown(self, timeout_ms: int = 60_000) -> None:
+        super().shutdown(timeout_ms)
+        self.player.stop()
+        self.loader.stop()

@@ -26,10 +26,10 @@ from PyQt5.QtWidgets import (
 )
 
 from core.audio.formats import DIALOG_FILTER
-from core.data.curate import delete_clip, label_counts, lists_in, relabel_clip
+from core.data.curate import label_counts, lists_in
 from core.data.segment import Framing, SegmentConfig, collect_words, file_chunks, safe_label, speaker_name
 from core.errors import KwsError
-from kwsgui.clip_cards import Card, add_card_view, relabelled
+from kwsgui.clip_cards import Card, CardActions, add_card_view
 from kwsgui.model_set import ModelSet
 from kwsgui.panel import Panel
 from kwsgui.widgets import NOTE_STYLE, LevelMeter, PathField, boxed
@@ -91,7 +91,7 @@ def import_job(path: str, framing: Framing, root: str, label: str, speaker: str)
     return fn
 
 
-class CollectPanel(Panel):
+class CollectPanel(CardActions, Panel):
     title = "Collect"
 
     def __init__(self, parent: QWidget | None = None, *, settings, live=None):
@@ -244,37 +244,5 @@ class CollectPanel(Panel):
         self.counts_label.setText("Clips per label: " + " · ".join(f"{k} {v}" for k, v in counts.items()))
 
     # ------------------------------------------------------------------ card actions
-    def play_selected(self) -> None:
-        cards = self.view.selected_cards()
-        if cards:
-            self.player.play(cards[0].path)
-
-    def delete_selected(self) -> None:
-        for c in self.view.selected_cards():
-            try:
-                delete_clip(c.path, list_dir=self.list_dir())
-            except KwsError as e:
-                self.show_error(str(e))
-                continue
-            self.model.remove(c.path)
+    def _cards_changed(self) -> None:
         self._refresh_counts()
-
-    def relabel_selected(self) -> None:
-        try:
-            label = safe_label(self.relabel_edit.text())
-        except KwsError as e:
-            self.show_error(f"Relabel: {e}")
-            return
-        for c in self.view.selected_cards():
-            try:
-                new = relabel_clip(c.path, label, root=self.root(), list_dir=self.list_dir())
-            except KwsError as e:
-                self.show_error(str(e))
-                continue
-            self.model.replace(c.path, relabelled(c, new, label))
-        self._refresh_counts()
-
-    def shutdown(self, timeout_ms: int = 60_000) -> None:
-        super().shutdown(timeout_ms)
-        self.player.stop()
-        self.loader.stop()
