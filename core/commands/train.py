@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from core.quiet import onnx_export_warnings
-from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TEACHER_MODES, TrainConfig
+from core.train.config import ARCHITECTURES, GATE_ACTIVATIONS, OPTIMIZERS, SCHEDULERS, TEACHER_MODES, TrainConfig
 
 
 def add_arguments(p):
@@ -30,6 +30,13 @@ def add_arguments(p):
                    help="base width; the stages use 1, 1.5, 2 and 2.5 times it (bcresnet)")
     a.add_argument("--bc-blocks", type=int, default=d.bc_blocks, help="residual blocks per stage (bcresnet)")
     a.add_argument("--dropout", type=float, default=d.dropout, help="dropout between layers while training")
+    a.add_argument("--gate-activation", choices=GATE_ACTIVATIONS, default=d.gate_activation,
+                   help="GRU gates: PyTorch's sigmoid or ELL's hard sigmoid")
+    a.add_argument("--init", default=d.init, metavar="MODEL",
+                   help="start from a trained GRU/LSTM classifier (.kwm/.ell/.onnx): its layers replace the "
+                        "architecture options, its outputs are matched to the categories by name (fine-tuning)")
+    a.add_argument("--init-categories", default=d.init_categories, metavar="FILE",
+                   help="the --init model's categories, when its file does not carry them")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training rows")
     o.add_argument("--batch-size", type=int, default=d.batch_size, help="rows per step")
@@ -91,7 +98,9 @@ def main(args) -> int:
         trainer.resume()
         print(f"resuming after epoch {trainer.start_epoch}", flush=True)
     if trainer.rank == 0:
-        print(f"training {cfg.architecture} on {len(splits.train.labels)} rows x {splits.train.features.shape[1]} "
+        start = f" from {cfg.init}" if cfg.init else ""
+        print(f"training {trainer.cfg.architecture}{start} on {len(splits.train.labels)} rows x "
+              f"{splits.train.features.shape[1]} "
               f"frames x {trainer.n_features} features, {len(trainer.categories)} classes, device {trainer.device}",
               flush=True)
     result = trainer.fit()

@@ -34,13 +34,63 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """ELL's (and ONNX's default) hard sigmoid: clip(0.2 x + 0.5, 0, 1)."""
+    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+
+
+class HardGRU(nn.Module):
+    """A stacked, batch-first GRU with hard-sigmoid gates (the ELL DevKit's cell), otherwise
+    PyTorch's GRU exactly: the same parameter names and initialisation, gate order (r, z, n), the
+    reset gate applied after the recurrent matmul (linear_before_reset), h' = (1 - z) n + z h.
+    nn.GRU has no choice of gate activation, hence this module (a time loop in Python: about 2x
+    slower to train than nn.GRU on a CPU)."""
+
+    gate_activation = "hard_sigmoid"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.input_size, self.hidden_size, self.num_layers, self.dropout = input_size, hidden_size, num_layers, dropout
+        bound = hidden_size ** -0.5
+        for k in range(num_layers):
+            n_in = input_size if k == 0 else hidden_size
+            for name, shape in ((f"weight_ih_l{k}", (3 * hidden_size, n_in)),
+                                (f"weight_hh_l{k}", (3 * hidden_size, hidden_size)),
+                                (f"bias_ih_l{k}", (3 * hidden_size,)), (f"bias_hh_l{k}", (3 * hidden_size,))):
+                self.register_parameter(name, nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        hid, last = self.hidden_size, []
+        for k in range(self.num_layers):
+            w_hh, b_hh = getattr(self, f"weight_hh_l{k}"), getattr(self, f"bias_hh_l{k}")
+            gi = nn.functional.linear(x, getattr(self, f"weight_ih_l{k}"), getattr(self, f"bias_ih_l{k}"))
+            h = x.new_zeros(x.shape[0], hid) if state is None else state[k]
+            outs = []
+            for t in range(x.shape[1]):
+                gh = nn.functional.linear(h, w_hh, b_hh)
+                g = gi[:, t]
+                rz = hard_sigmoid(g[:, : 2 * hid] + gh[:, : 2 * hid])  # r and z in one op
+                r, z = rz[:, :hid], rz[:, hid:]
+                n = torch.tanh(g[:, 2 * hid :] + r * gh[:, 2 * hid :])
+                h = (1 - z) * n + z * h
+                outs.append(h)
+            x = torch.stack(outs, dim=1)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                x = nn.functional.dropout(x, self.dropout, True)
+            last.append(h)
+        return x, torch.stack(last)
+
+
 class RNNSpotter(nn.Module):
     def __init__(self, n_features: int, n_classes: int, cfg: TrainConfig):
         super().__init__()
         self.norm = Normalize(n_features)
-        cls = nn.GRU if cfg.architecture == "gru" else nn.LSTM
-        self.rnn = cls(n_features, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
-                       dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        dropout = cfg.dropout if cfg.num_layers > 1 else 0.0
+        if cfg.gate_activation == "hard_sigmoid":
+            self.rnn = HardGRU(n_features, cfg.hidden_size, cfg.num_layers, dropout)
+        else:
+            cls = nn.GRU if cfg.architecture == "gru" else nn.LSTM
+            self.rnn = cls(n_features, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True, dropout=dropout)
         self.head = nn.Linear(cfg.hidden_size, n_classes)
 
     def forward(self, x, state=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 ARCHITECTURES = ("gru", "lstm", "tcn", "bcresnet")
+GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 TEACHER_MODES = ("online", "dataset")
 SCHEDULERS = ("none", "step", "exponential", "cosine", "onecycle", "triangle")
@@ -15,6 +16,8 @@ class TrainConfig:
     architecture: str = "gru"
     num_layers: int = 2
     hidden_size: int = 128
+    # RNN gates: PyTorch's sigmoid, or ELL's hard sigmoid clip(0.2 x + 0.5, 0, 1) (GRU only)
+    gate_activation: str = "sigmoid"
     # tcn: channels per block and kernel size over time (causal, dilated 1, 2, 4, ...)
     tcn_channels: int = 64
     tcn_kernel: int = 3
@@ -52,6 +55,11 @@ class TrainConfig:
     # share of each batch replaced by mixtures of two rows (the second 0-12 dB quieter), labelled
     # by the teacher alone (online mode; log-mel features)
     mix_prob: float = 0.0
+    # warm start: the weights of a trained classifier (.kwm/.ell/.onnx, a stack of GRU or LSTM
+    # layers + dense); its layers, sizes, gates and normalisation replace the architecture options,
+    # output rows are matched to this dataset's categories by name (new classes start fresh)
+    init: str = ""
+    init_categories: str = ""  # when the init model does not carry its categories
     device: str = "auto"
     seed: int = 0
 
@@ -61,6 +69,10 @@ class TrainConfig:
 
         if self.architecture not in ARCHITECTURES:
             bad("architecture", f"choose one of {', '.join(ARCHITECTURES)}")
+        if self.gate_activation not in GATE_ACTIVATIONS:
+            bad("gate_activation", f"choose one of {', '.join(GATE_ACTIVATIONS)}")
+        if self.gate_activation != "sigmoid" and self.architecture != "gru":
+            bad("gate_activation", "hard-sigmoid gates are for the GRU architecture")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"choose one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:

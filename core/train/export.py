@@ -38,12 +38,13 @@ def rnn_graph(model: RNNSpotter, n_features: int) -> Graph:
     nodes = [Node("input", "input", [], {"size": n_features})]
     extra, prev = _normalize_nodes(model, "input")
     nodes += extra
-    op = "gru" if isinstance(model.rnn, torch.nn.GRU) else "lstm"
+    op = "lstm" if isinstance(model.rnn, torch.nn.LSTM) else "gru"
+    gate = getattr(model.rnn, "gate_activation", "sigmoid")
     for layer in range(model.rnn.num_layers):
         p = {k: _np(getattr(model.rnn, f"{name}_l{layer}")) for k, name in
              (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh"))}
         nid = f"{op}{layer}"
-        nodes.append(Node(nid, op, [prev], {"hidden_size": model.rnn.hidden_size, "gate_activation": "sigmoid",
+        nodes.append(Node(nid, op, [prev], {"hidden_size": model.rnn.hidden_size, "gate_activation": gate,
                                             "activation": "tanh", "linear_before_reset": True}, p))
         prev = nid
     nodes.append(Node("head", "dense", [prev], {}, {"weight": _np(model.head.weight), "bias": _np(model.head.bias)}))
@@ -65,14 +66,46 @@ def to_graph(model, n_features: int, onnx_path: str | os.PathLike | None = None)
     return rnn_graph(model, n_features)
 
 
+def _sigmoid_twin(model: RNNSpotter) -> RNNSpotter:
+    """A copy of a hard-sigmoid GRU spotter with nn.GRU in place of HardGRU (same weights), so the
+    exporter writes ONNX GRU ops; their activations are set to HardSigmoid afterwards."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    h = model.rnn
+    twin.rnn = torch.nn.GRU(h.input_size, h.hidden_size, num_layers=h.num_layers, batch_first=True)
+    twin.rnn.load_state_dict(h.state_dict())
+    return twin.eval()
+
+
+def _hard_sigmoid_gates(path: Path) -> None:
+    """Every ONNX GRU node of the file gets activations (HardSigmoid 0.2 / 0.5, Tanh): ELL's cell."""
+    import onnx
+    from onnx import helper
+
+    m = onnx.load(str(path))
+    for node in m.graph.node:
+        if node.op_type == "GRU":
+            keep = [a for a in node.attribute if a.name not in ("activations", "activation_alpha", "activation_beta")]
+            del node.attribute[:]
+            node.attribute.extend(keep + [helper.make_attribute("activations", ["HardSigmoid", "Tanh"]),
+                                          helper.make_attribute("activation_alpha", [0.2]),
+                                          helper.make_attribute("activation_beta", [0.5])])
+    onnx.save(m, str(path))
+
+
 def export_onnx(model, n_features: int, path: str | os.PathLike) -> Path:
     """Sequence model (batch, frames, features) -> log-probabilities per frame; dynamic batch and frames."""
     model = model.eval().cpu()
+    hard = isinstance(model, RNNSpotter) and getattr(model.rnn, "gate_activation", "sigmoid") == "hard_sigmoid"
     x = torch.zeros(1, 8, n_features)
     from core.quiet import onnx_export_warnings
 
     with atomic_path(path) as tmp, onnx_export_warnings():
-        torch.onnx.export(model, (x,), str(tmp), input_names=["features"], output_names=["log_probs"],
+        torch.onnx.export(_sigmoid_twin(model) if hard else model, (x,), str(tmp), input_names=["features"],
+                          output_names=["log_probs"],
                           dynamic_axes={"features": {0: "batch", 1: "frames"}, "log_probs": {0: "batch", 1: "frames"}},
                           dynamo=False)
+        if hard:
+            _hard_sigmoid_gates(Path(tmp))
     return Path(path)

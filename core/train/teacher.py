@@ -56,6 +56,23 @@ def category_map(teacher: list[str], student: list[str]) -> tuple[np.ndarray, np
     return m, covered
 
 
+def model_categories(graph: Graph, path: str | os.PathLike, categories_file: str = "", flag: str = "") -> list[str]:
+    """A classifier's categories: the given file, else the model's own metadata, else the
+    categories.txt beside the model file."""
+    from core.models import load_categories
+
+    if categories_file:
+        return [str(c) for c in load_categories(categories_file)]
+    cats = graph.metadata.get("categories")
+    if isinstance(cats, list) and cats:
+        return [str(c) for c in cats]
+    beside = Path(path).with_name("categories.txt")
+    if not beside.is_file():
+        raise DataError(f"{path}: the model does not carry its categories and no categories.txt lies beside "
+                        f"it; give its categories file{f' ({flag})' if flag else ''}")
+    return [str(c) for c in load_categories(beside)]
+
+
 def same_features(a: Graph, b: Graph, sample_rate: int = 16000) -> bool:
     """True when two featurizers give the same features (within float32 noise) on a test signal:
     a seeded chirp plus noise, 1 s, featurized by both from a fresh state."""
@@ -124,23 +141,15 @@ class Teacher:
 
     @classmethod
     def load(cls, spec: TeacherSpec, student_categories: list[str]) -> Teacher:
-        from core.models import load_categories, load_model
+        from core.models import load_model
         from core.vad.model import strip_vad
 
         graph = load_model(spec.classifier)
         if not spec.keep_vad:
             graph = strip_vad(graph)
-        beside = Path(spec.classifier).with_name("categories.txt")
-        cats = graph.metadata.get("categories")
-        if spec.categories:
-            cats = load_categories(spec.categories)
-        elif not isinstance(cats, list) or not cats:
-            if not beside.is_file():
-                raise DataError(f"{spec.classifier}: the teacher model does not carry its categories and no "
-                                "categories.txt lies beside it; give its categories file (--teacher-categories)")
-            cats = load_categories(beside)
+        cats = model_categories(graph, spec.classifier, spec.categories, "--teacher-categories")
         feat = load_model(spec.featurizer) if spec.featurizer else None
-        return cls(graph, [str(c) for c in cats], student_categories, feat, name=str(spec.classifier))
+        return cls(graph, cats, student_categories, feat, name=str(spec.classifier))
 
     # ------------------------------------------------------------------ labelling
     def _student_probs(self, p: np.ndarray) -> np.ndarray:

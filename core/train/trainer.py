@@ -25,6 +25,7 @@ from core.outputs import atomic_file, clean_stale, output_set, settle
 from core.train import arch
 from core.train.config import TrainConfig
 from core.train.teacher import TeacherSpec, load_teacher
+from core.train.warmstart import adopt_architecture, apply_init, load_init
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,15 @@ class Trainer:
         tr = splits.train
         self.categories = list(tr.categories)
         self.n_features = tr.features.shape[2]
+        init = None
+        if cfg.init:  # warm start: the init model's architecture replaces the options given
+            layout, init_categories = load_init(cfg.init, cfg.init_categories)
+            cfg = self.cfg = adopt_architecture(cfg, layout)
         torch.manual_seed(cfg.seed)
         self.model = arch.build(self.n_features, len(self.categories), cfg)
-        if cfg.normalize:
+        if cfg.init:
+            init = apply_init(self.model, layout, init_categories, self.categories)
+        elif cfg.normalize:
             flat = tr.features.reshape(-1, self.n_features)
             std = flat.std(axis=0)
             self.model.norm.mean.copy_(torch.from_numpy(flat.mean(axis=0)))
@@ -190,6 +197,9 @@ class Trainer:
         self.x = torch.from_numpy(tr.features).to(self.device)
         self.y = torch.from_numpy(tr.labels).to(self.device)
         self.result = TrainResult(cfg.to_dict(), categories=self.categories)
+        if init is not None:
+            self.result.config["init_categories_copied"] = init["copied"]
+            self.result.config["init_categories_fresh"] = init["fresh"]
         self._init_teacher(tr)
         self.start_epoch = 0
 
