@@ -31,7 +31,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from core.train.config import ARCHITECTURES, OPTIMIZERS, SCHEDULERS, TEACHER_MODES, TrainConfig
+from core.train.config import ARCHITECTURES, GATE_ACTIVATIONS, OPTIMIZERS, SCHEDULERS, TEACHER_MODES, TrainConfig
 from kwsgui.charts import EpochCurves, HeatMap
 from kwsgui.model_set import BUILTIN
 from kwsgui.panel import Panel
@@ -40,16 +40,18 @@ from kwsgui.train_task import Replay, TrainReport, train_job
 from kwsgui.widgets import NOTE_STYLE, PathField, split_panel, vertical_scroll
 
 CHOICES = {"architecture": ARCHITECTURES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
-           "device": ("auto", "cpu", "cuda"), "teacher_mode": TEACHER_MODES}
+           "device": ("auto", "cpu", "cuda"), "teacher_mode": TEACHER_MODES, "gate_activation": GATE_ACTIVATIONS}
 # text options are model files: a path field with a file chooser
-PATHS = {"teacher": "Teacher model (.ell, .onnx, .kwm)", "teacher_featurizer": "Teacher's own featurizer",
+PATHS = {"init": "Model to start from (.kwm, .ell, .onnx)", "init_categories": "Its categories file",
+         "teacher": "Teacher model (.ell, .onnx, .kwm)", "teacher_featurizer": "Teacher's own featurizer",
          "teacher_categories": "Teacher's categories file"}
 # short labels inside the Teacher group (its title says whose they are)
-LABELS = {"teacher": "model", "teacher_featurizer": "featurizer", "teacher_categories": "categories",
+LABELS = {"init": "start from", "init_categories": "its categories", "gate_activation": "gates",
+          "teacher": "model", "teacher_featurizer": "featurizer", "teacher_categories": "categories",
           "teacher_mode": "labels", "teacher_vad": "keep its VAD", "distill_weight": "weight"}
 GROUPS = {
-    "Model": ("architecture", "num_layers", "hidden_size", "tcn_channels", "tcn_kernel", "dropout",
-              "normalize"),
+    "Model": ("init", "init_categories", "architecture", "num_layers", "hidden_size", "gate_activation",
+              "tcn_channels", "tcn_kernel", "dropout", "normalize"),
     "Optimiser": ("epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "momentum"),
     "Schedule": ("scheduler", "lr_step_size", "lr_gamma", "lr_min"),
     "Regularisation": ("spec_augment", "label_smoothing", "context_prob"),
