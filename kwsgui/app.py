@@ -1,6 +1,7 @@
 """The application: main window (a side list of panels, menus, status bar) and the `kwsgui`
-entry point. Panels: Live, Dataset, Collect, Browse, Training, Models, VAD, Compile, Evaluate; each
-runs its long jobs on its own worker thread, and the window remembers the panel last shown.
+entry point. Panels: Live, Dataset, Collect, Browse, New keyword, Training, Models, VAD, Compile,
+Evaluate; each runs its long jobs on its own worker thread, and the window remembers the panel last
+shown.
 
     python main.py [--featurizer F] [--classifier C] [--categories T] [--wav W] [--panel P]
                    [--quit-after S]
@@ -13,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from PyQt5.QtCore import QSettings, QSize, QTimer
+from PyQt5.QtCore import QSettings, QSize, QStandardPaths, QTimer
 from PyQt5.QtGui import QCloseEvent
 from PyQt5.QtWidgets import (
     QAction,
@@ -100,6 +101,12 @@ class MainWindow(QMainWindow):
 
         self.browser_panel = BrowserPanel(self, settings=s, live=live)
         self._add_panel("browse", self.browser_panel)
+        from kwsgui.keyword_panel import KeywordPanel
+
+        self.keyword_panel = KeywordPanel(self, settings=s, live=live)
+        self._add_panel("keyword", self.keyword_panel)
+        self.keyword_panel.use_in_live.connect(lambda: self.show_panel("live"))
+        self.keyword_panel.record_requested.connect(self._record_keyword)
         self.train_panel = TrainPanel(self, settings=s, live=live)
         self._add_panel("training", self.train_panel)
         self.dataset_panel.dataset_built.connect(self.train_panel.dataset.set_path)
@@ -123,6 +130,15 @@ class MainWindow(QMainWindow):
         self.eval_panel = EvalPanel(self, settings=s, live=live)
         self._add_panel("evaluate", self.eval_panel)
         self.eval_panel.open_in_live.connect(self._open_in_live)
+
+    def _record_keyword(self, word: str) -> None:
+        """New keyword's Record: the Collect panel with the word as its label (and a folder to put it in)."""
+        p = self.collect_panel
+        if p.root() is None:
+            p.folder.set_path(Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation)) / "collected")
+        p.label_edit.setText(word)
+        p.reload()
+        self.show_panel("collect")
 
     def _open_in_live(self, path: str) -> None:
         self.show_panel("live")
@@ -223,7 +239,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--classifier", help="classifier model (.kwm, .ell)")
     p.add_argument("--categories", help="categories.txt: one label per class")
     p.add_argument("--wav", help="wav file to play at start")
-    p.add_argument("--panel", help="first panel: live, dataset, training, models, vad, compile, evaluate")
+    p.add_argument("--panel", help="first panel: live, dataset, collect, browse, keyword, training, models, vad, "
+                                   "compile, evaluate")
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the app after SECONDS (tests)")
     args, _qt_args = p.parse_known_args(argv)
     if args.quit_after is not None and args.quit_after < 0:

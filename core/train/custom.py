@@ -182,12 +182,12 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
 
     say(f"speaking {', '.join(words)} with every offline voice")
     synth_cfg = SynthConfig(per_word=cfg.synth_per_word, engines=cfg.engines, seed=cfg.seed)
-    synthesize(words, work / "synth", synth_cfg, jobs=cfg.jobs, cancel=cancel)
+    synthesize(words, work / "synth", synth_cfg, jobs=cfg.jobs, progress=progress, cancel=cancel)
     others = [x for x in OTHER_WORDS if x not in words and not any(x in w or w in x for w in words)]
     alikes = [a for w in words for a in sound_alikes(w, seed=cfg.seed) if a not in words]
     say(f"speaking {len(others)} other words and {len(alikes)} sound-alikes")
     synthesize(others + alikes, work / "negatives", replace(synth_cfg, per_word=cfg.negative_takes), jobs=cfg.jobs,
-               cancel=cancel)
+               progress=progress, cancel=cancel)
 
     def wavs(folder: Path) -> list[Path]:
         return list_wavs(folder) if folder.is_dir() else []
@@ -234,7 +234,9 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
                        batch_size=128, optimizer="adam", learning_rate=3e-3, scheduler="cosine", normalize=True,
                        spec_augment=True, context_prob=0.3, dropout=0.1 if cfg.num_layers > 1 else 0.0,
                        teacher=cfg.teacher, seed=cfg.seed)
-    trainer = Trainer(tcfg, Splits(train, val, None), work / "train", stop=cancel)
+    on_batch = (lambda epoch, batch, batches: progress(epoch * batches + batch, cfg.epochs * batches)) if progress \
+        else None
+    trainer = Trainer(tcfg, Splits(train, val, None), work / "train", on_progress=on_batch, stop=cancel)
     trainer.fit()
     check_cancel(cancel)
     result = trainer.finish()
@@ -247,7 +249,7 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
     gap = max(1.0, 2 * 60.0 * cfg.calibration_minutes / max(1, len(held_e)) - 1.0)
     cal = calibrate_on_clips(spotter, cats, held_e, noise_files=noise_files, snr_db=10.0, gap_s=(1.0, gap),
                              seed=cfg.seed, target_fa_per_hour=cfg.target_fa_per_hour, ignore=(BACKGROUND, UNKNOWN),
-                             cancel=cancel)
+                             progress=progress, cancel=cancel)
     classifier = with_detector(classifier, cal, cats)
     classifier.metadata["provenance"] = {"recipe": "kws custom", "words": words, "config": asdict(cfg),
                                          "user_clips": {w: len(p) for w, p in user.items()},

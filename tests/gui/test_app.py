@@ -8,7 +8,7 @@ import numpy as np
 from core.data.dataset import Dataset, featurizer_info, save_dataset
 from core.features.featurizer import FeaturizerConfig, build_featurizer
 
-PANELS = ["live", "dataset", "collect", "browse", "training", "models", "vad", "compile", "evaluate"]
+PANELS = ["live", "dataset", "collect", "browse", "keyword", "training", "models", "vad", "compile", "evaluate"]
 
 
 def test_panels_and_the_last_one_shown_is_remembered(qtbot, settings):
@@ -18,7 +18,7 @@ def test_panels_and_the_last_one_shown_is_remembered(qtbot, settings):
     qtbot.addWidget(win)
     assert list(win.panels) == PANELS
     assert [win.nav.item(i).text() for i in range(win.nav.count())] == \
-        ["Live", "Dataset", "Collect", "Browse", "Training", "Models", "VAD", "Compile", "Evaluate"]
+        ["Live", "Dataset", "Collect", "Browse", "New keyword", "Training", "Models", "VAD", "Compile", "Evaluate"]
     win.show_panel("vad")
     assert win.stack.currentWidget() is win.vad_panel
     win.close()

@@ -10,7 +10,8 @@ from PyQt5.QtWidgets import QWidget
 
 PANELS = [("kwsgui.dataset_panel", "DatasetPanel"), ("kwsgui.train_panel", "TrainPanel"),
           ("kwsgui.models_panel", "ModelsPanel"), ("kwsgui.vad_panel", "VadPanel"),
-          ("kwsgui.compile_panel", "CompilePanel"), ("kwsgui.eval_panel", "EvalPanel")]
+          ("kwsgui.compile_panel", "CompilePanel"), ("kwsgui.eval_panel", "EvalPanel"),
+          ("kwsgui.keyword_panel", "KeywordPanel")]
 LONG_ERROR = "/a/rather/long/path/to/some/file.wav: cannot read: " + "a very long reason " * 30
 
 
