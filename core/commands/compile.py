@@ -89,7 +89,7 @@ def main(args) -> int:
     if args.emit_ir:
         from core.fsutil import write_text_atomic
 
-        write_text_atomic(outdir / f"{name}.ll", lower(graphs, name))
+        write_text_atomic(outdir / f"{name}.ll", lower(graphs, name, options={"target": target}))
     print(f"wrote {outdir}/ ({', '.join(p.name for p in result.files)}) in {time.perf_counter() - t0:.1f} s")
     if target.is_bare_metal:
         _print_memory(outdir, target, name)

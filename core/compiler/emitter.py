@@ -213,6 +213,17 @@ class Function:
     def store(self, ty: str, val: str, ptr: str) -> None:
         self.emit(f"store {ty} {val}, ptr {ptr}, align {_align(ty)}")
 
+    def alloca(self, ty: str, hint: str = "a") -> str:
+        """A stack slot in the entry block (promoted to registers: accumulators carried by loops)."""
+        v = self.tmp(hint)
+        self.lines.insert(1, f"  {v} = alloca {ty}, align 64")
+        return v
+
+    def splat(self, ty: str, n: int, val: str, hint: str = "s") -> str:
+        """<n x ty> with every lane = val."""
+        v = self.assign(f"insertelement <{n} x {ty}> poison, {ty} {val}, i32 0", hint)
+        return self.assign(f"shufflevector <{n} x {ty}> {v}, <{n} x {ty}> poison, <{n} x i32> zeroinitializer", hint)
+
     def load_at(self, ty: str, base: str, idx, hint: str = "v") -> str:
         return self.load(ty, self.gep(ty, base, idx), hint)
 

@@ -84,7 +84,7 @@ def export(
         "category_count": len(labels),
         "target": {"triple": target.triple, "cpu": target.cpu, "features": target.features},
     }
-    ir = lower(gs, name, metadata=extra)
+    ir = lower(gs, name, metadata=extra, options={"target": target})
     obj = compile_ir(ir, target)  # compile first: a failure writes nothing
     meta = module_metadata(gs, name, extra)
     demo = _is_audio_module(gs)

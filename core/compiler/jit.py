@@ -26,7 +26,7 @@ _LIBS: weakref.WeakValueDictionary[tuple[str, Target], JitLibrary] = weakref.Wea
 
 
 class JitLibrary:
-    def __init__(self, ir: str, module_name: str, target: Target):
+    def __init__(self, ir: str, module_name: str, target: Target, api: tuple[str, ...] = API):
         llvm = _llvm()
         self.module_name = module_name
         self.target = target
@@ -36,10 +36,10 @@ class JitLibrary:
             try:
                 self._jit = llvm.create_lljit_compiler(tm)
                 builder = llvm.JITLibraryBuilder().add_object_img(self.object).add_current_process()
-                for fn in API:
+                for fn in api:
                     builder.export_symbol(f"{module_name}_{fn}")
                 self._tracker = builder.link(self._jit, f"{module_name}_{ir_hash(ir)[:16]}")
-                self._addresses = {fn: self._tracker[f"{module_name}_{fn}"] for fn in API}
+                self._addresses = {fn: self._tracker[f"{module_name}_{fn}"] for fn in api}
             except RuntimeError as e:
                 raise CompileError(f"the JIT could not load module {module_name!r}: {e}") from None
 

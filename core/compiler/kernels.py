@@ -86,6 +86,84 @@ def padded_vec(v: np.ndarray, blocks: int = 1) -> np.ndarray:
     return out
 
 
+# ---------------------------------------------------------------------------- target facts
+def simd_floats(options: dict | None) -> int:
+    """float32 lanes of one vector register of the lowering's target (options["target"]): 16 with
+    AVX-512, 8 with AVX/AVX2, 4 with SSE / NEON / aarch64, 1 without SIMD (pi0, Cortex-M). Without a
+    target (plain `lower()`): 8."""
+    t = (options or {}).get("target")
+    if t is None:
+        return 8
+    feats = set(t.features.split(","))
+    if t.arch in ("x86_64", "i386", "i686"):
+        return 16 if "+avx512f" in feats else 8 if ("+avx2" in feats or "+avx" in feats) else 4
+    return 4 if t.has_simd and not t.is_bare_metal else 1
+
+
+def has_vnni(options: dict | None) -> bool:
+    """AVX-512 VNNI (vpdpbusd: u8 x s8 dot products of 4 into int32 lanes) on the target."""
+    t = (options or {}).get("target")
+    feats = set(t.features.split(",")) if t is not None else set()
+    return {"+avx512vnni", "+avx512bw", "+avx512f"} <= feats
+
+
+# ---------------------------------------------------------------------------- tiled float GEMV
+def tiles(mp: int, tile: int) -> list[tuple[int, int]]:
+    """(start, width) of the output tiles over mp rows (mp and tile multiples of 16)."""
+    out, s = [], 0
+    while s < mp:
+        w = min(tile, mp - s)
+        out.append((s, w))
+        s += w
+    return out
+
+
+def tile_width(options: dict | None) -> int:
+    """Outputs per register tile: 8 vector registers of accumulators (16 floats without SIMD)."""
+    return max(16, 8 * simd_floats(options))
+
+
+def tiled_weights(m: Module, hint: str, w_padded: np.ndarray, tile: int) -> str:
+    """(Mp, K) -> per output tile (start, width), the tile's (K, width) block, tiles one after the
+    other: tile t starts at float start * K and streams contiguously over k."""
+    k = w_padded.shape[1]
+    parts = [np.ascontiguousarray(w_padded[s : s + w].T).reshape(-1) for s, w in tiles(w_padded.shape[0], tile)]
+    return m.const_array(hint, np.concatenate(parts) if k else np.zeros(0, np.float32))
+
+
+def matvec(
+    fn: Function, y: str, mp: int, sources: list[tuple[str, str, int]], bias: str | None, tile: int
+) -> None:
+    """y[0:mp] = bias + sum over sources (W, x, K) of W @ x[0:K], W laid out by `tiled_weights`.
+
+    Each output tile of `tile` floats is a vector accumulator held in registers while the tile's
+    weights stream by once, contiguously: per k one vector load of weights per register, one
+    broadcast of x[k], one fused multiply-add (llvm.fmuladd: FMA where the CPU has it). The sum for
+    each output runs over k in order, source after source, starting from the bias: a float32
+    dot product in one fixed order (within the float32 error bound of numpy's `x @ W.T + b`).
+    """
+    m = fn.module
+    for s, w in tiles(mp, tile):
+        vt = f"<{w} x float>"
+        name = f"llvm.fmuladd.v{w}f32"
+        m.declare(name, f"declare {vt} @{name}({vt}, {vt}, {vt})")
+        acc = fn.alloca(vt, "acc")
+        init = "zeroinitializer"
+        if bias is not None:
+            init = fn.assign(f"load {vt}, ptr {fn.gep('float', bias, s)}, align 64", "b")
+        fn.emit(f"store {vt} {init}, ptr {acc}, align 64")
+        for wg, x, k_size in sources:
+            base = fn.gep("float", wg, s * k_size, "wt")
+            with fn.loop("0", str(k_size), hint="mv") as k:
+                xs = fn.splat("float", w, fn.load_at("float", x, k, "x"))
+                row = fn.gep("float", base, fn.iop("mul", k, str(w)), "w")
+                wv = fn.assign(f"load {vt}, ptr {row}, align 64", "w")
+                a = fn.assign(f"load {vt}, ptr {acc}, align 64", "acc")
+                r = fn.assign(f"call {vt} @{name}({vt} {wv}, {vt} {xs}, {vt} {a})", "fma")
+                fn.emit(f"store {vt} {r}, ptr {acc}, align 64")
+        fn.emit(f"store {vt} {fn.assign(f'load {vt}, ptr {acc}, align 64')}, ptr {fn.gep('float', y, s)}, align 64")
+
+
 def gemv_weights(m: Module, hint: str, w_padded: np.ndarray, ty: str = "float") -> str:
     """Store (Mp, K) weights transposed, (K, Mp), as a global."""
     return m.const_array(hint, np.ascontiguousarray(w_padded.T), ty)

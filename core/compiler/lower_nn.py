@@ -117,19 +117,17 @@ class Softmax(OpLowering):
 
 @lowering("dense")
 class Dense(OpLowering):
-    def regions(self, node, in_shapes, out_shape):
-        return [Region("acc", "double", pad(int(np.prod(out_shape))))]
-
     def emit(self, k: Kernel) -> None:
         w = np.asarray(k.node.params["weight"], np.float32)
         if w.ndim != 2 or w.shape[1] != k.in_size:
             raise ValueError(f"weight shape {w.shape} does not fit input size {k.in_size}")
         wp, mp = kernels.padded_rows(w)
-        wt = kernels.gemv_weights(k.m, f"dense_{k.node.id}_w", wp)
+        tile = kernels.tile_width(k.options)
+        wt = kernels.tiled_weights(k.m, f"dense_{k.node.id}_w", wp, tile)
         bias = None
         if "bias" in k.node.params:
             bias = k.m.const_array(f"dense_{k.node.id}_b", kernels.padded_vec(np.asarray(k.node.params["bias"])))
-        kernels.gemv(k.fn, k.out, wt, k.ins[0], k.in_size, mp, bias, k.r["acc"])
+        kernels.matvec(k.fn, k.out, mp, [(wt, k.ins[0], k.in_size)], bias, tile)
 
 
 # -------------------------------------------------------------------------------- recurrent
@@ -149,7 +147,13 @@ def ew_mul(fn, a, b):
 
 
 class _Recurrent(OpLowering):
+    """Float GRU/LSTM: the gates whose two projections are simply added (GRU r and z, all four LSTM
+    gates) are one matvec over both sources, x then h, into `gi` (bias b_ih + b_hh): their weights
+    stream once per frame through one register tile per output block. The int8 subclasses keep
+    the two projections apart (`fused = False`: each has its own activation scale)."""
+
     gates = 3
+    fused = True
 
     def _hid(self, node) -> int:
         return int(node.attrs["hidden_size"])
@@ -172,7 +176,6 @@ class _Recurrent(OpLowering):
             Region("gi", "float", self.gates * hp),
             Region("gh", "float", self.gates * hp),
             Region("h", "float", hp),
-            Region("acc", "double", self.gates * hp),
         ]
         if len(node.inputs) > 1:
             regs.append(Region("last", "i32", 1))
@@ -183,20 +186,38 @@ class _Recurrent(OpLowering):
         if rows is not None:
             w = w[rows]
         wp, mp = kernels.padded_rows(w, blocks or self.gates)
-        return kernels.gemv_weights(k.m, f"{k.node.op}_{k.node.id}_{key}", wp), wp.shape[0]
+        tag = f"{k.node.op}_{k.node.id}_{key}_{rows.start if rows else 0}"
+        return kernels.tiled_weights(k.m, tag, wp, kernels.tile_width(k.options)), wp.shape[0]
 
-    def _bias(self, k: Kernel, key: str, rows: slice | None = None, blocks: int | None = None) -> str:
-        b = np.asarray(k.node.params[key], np.float32)
+    def _bias(self, k: Kernel, keys: tuple[str, ...], rows: slice | None = None, blocks: int | None = None) -> str:
+        b = sum(np.asarray(k.node.params[key], np.float32) for key in keys).astype(np.float32)
         if rows is not None:
             b = b[rows]
-        return k.m.const_array(f"{k.node.op}_{k.node.id}_{key}", kernels.padded_vec(b, blocks or self.gates))
+        tag = f"{k.node.op}_{k.node.id}_{'_'.join(keys)}_{rows.start if rows else 0}"
+        return k.m.const_array(tag, kernels.padded_vec(b, blocks or self.gates))
 
     def _project(self, k: Kernel, dst: str, key: str, src: str, src_size: int, rows: slice | None = None,
                  blocks: int | None = None) -> None:
         """dst = W[rows] @ src + b[rows] for W = w_ih or w_hh (b = b_ih or b_hh), padded per gate."""
         w, mp = self._weights(k, key, rows, blocks)
-        bias = self._bias(k, "b_ih" if key == "w_ih" else "b_hh", rows, blocks)
-        kernels.gemv(k.fn, dst, w, src, src_size, mp, bias, k.r["acc"])
+        bias = self._bias(k, ("b_ih" if key == "w_ih" else "b_hh",), rows, blocks)
+        kernels.matvec(k.fn, dst, mp, [(w, src, src_size)], bias, kernels.tile_width(k.options))
+
+    def _project_both(self, k: Kernel, dst: str, rows: slice | None = None, blocks: int | None = None) -> None:
+        """dst = (b_ih + b_hh)[rows] + W_ih[rows] @ x + W_hh[rows] @ h in one pass (float only)."""
+        wi, mp = self._weights(k, "w_ih", rows, blocks)
+        wh, _ = self._weights(k, "w_hh", rows, blocks)
+        bias = self._bias(k, ("b_ih", "b_hh"), rows, blocks)
+        srcs = [(wi, k.ins[0], k.in_size), (wh, k.r["h"], self._hid(k.node))]
+        kernels.matvec(k.fn, dst, mp, srcs, bias, kernels.tile_width(k.options))
+
+    def _pre(self, k: Kernel, q: int, i: str) -> str:
+        """Gate q's pre-activation at lane i: gi + gh, or gi alone when both projections were fused."""
+        fn, hp = k.fn, pad(self._hid(k.node))
+        iq = fn.iop("add", i, str(q * hp)) if q else i
+        if self.fused:
+            return fn.load_at("float", k.r["gi"], iq)
+        return ew_add(fn, fn.load_at("float", k.r["gi"], iq), fn.load_at("float", k.r["gh"], iq))
 
     def _trigger(self, k: Kernel, zero_regions: list[str]) -> None:
         """After the output is written: on a 1 -> 0 trigger transition, zero the state."""
@@ -230,13 +251,22 @@ class Gru(_Recurrent):
         gate = k.node.attrs.get("gate_activation", "sigmoid")
         act = k.node.attrs.get("activation", "tanh")
         gi, gh, h = k.r["gi"], k.r["gh"], k.r["h"]
-        self._project(k, gi, "w_ih", k.ins[0], k.in_size)
-        if k.node.attrs.get("linear_before_reset", True):
-            self._project(k, gh, "w_hh", h, hid)
+        lbr = k.node.attrs.get("linear_before_reset", True)
+        n_rows = slice(2 * hid, 3 * hid)
+        if self.fused:  # r and z over x and h in one pass; n's two halves apart (r scales one)
+            self._project_both(k, gi, slice(0, 2 * hid), 2)
+            self._project(k, fn.gep("float", gi, 2 * hp), "w_ih", k.ins[0], k.in_size, n_rows, 1)
+        else:
+            self._project(k, gi, "w_ih", k.ins[0], k.in_size)
+        if lbr:
+            if self.fused:
+                self._project(k, fn.gep("float", gh, 2 * hp), "w_hh", h, hid, n_rows, 1)
+            else:
+                self._project(k, gh, "w_hh", h, hid)
             with fn.loop("0", str(hp), vectorize=True, hint="gru") as i:
-                i2, i3 = fn.iop("add", i, str(hp)), fn.iop("add", i, str(2 * hp))
-                r = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i), fn.load_at("float", gh, i)))
-                z = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i2), fn.load_at("float", gh, i2)))
+                i3 = fn.iop("add", i, str(2 * hp))
+                r = kernels.unary(fn, gate, self._pre(k, 0, i))
+                z = kernels.unary(fn, gate, self._pre(k, 1, i))
                 nn = kernels.unary(
                     fn,
                     act,
@@ -244,15 +274,15 @@ class Gru(_Recurrent):
                 )
                 self._update(k, i, z, nn)
         else:  # ONNX default: the reset gate scales h before the recurrent matmul
-            self._project(k, gh, "w_hh", h, hid, slice(0, 2 * hid), 2)
+            if not self.fused:
+                self._project(k, gh, "w_hh", h, hid, slice(0, 2 * hid), 2)
             rh = k.r["rh"]
             with fn.loop("0", str(hp), vectorize=True, hint="gru_r") as i:
-                i2 = fn.iop("add", i, str(hp))
-                r = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i), fn.load_at("float", gh, i)))
-                z = kernels.unary(fn, gate, ew_add(fn, fn.load_at("float", gi, i2), fn.load_at("float", gh, i2)))
+                r = kernels.unary(fn, gate, self._pre(k, 0, i))
+                z = kernels.unary(fn, gate, self._pre(k, 1, i))
                 fn.store_at("float", ew_mul(fn, r, fn.load_at("float", h, i)), rh, i)
                 fn.store_at("float", z, gh, i)  # keep z where r's sum was
-            self._project(k, fn.gep("float", gh, 2 * hp), "w_hh", rh, hid, slice(2 * hid, 3 * hid), 1)
+            self._project(k, fn.gep("float", gh, 2 * hp), "w_hh", rh, hid, n_rows, 1)
             with fn.loop("0", str(hp), vectorize=True, hint="gru_n") as i:
                 i3 = fn.iop("add", i, str(2 * hp))
                 z = fn.load_at("float", gh, i)
@@ -282,14 +312,14 @@ class Lstm(_Recurrent):
         hp = pad(hid)
         gate = k.node.attrs.get("gate_activation", "sigmoid")
         act = k.node.attrs.get("activation", "tanh")
-        gi, gh, h, c = k.r["gi"], k.r["gh"], k.r["h"], k.r["c"]
-        self._project(k, gi, "w_ih", k.ins[0], k.in_size)
-        self._project(k, gh, "w_hh", h, hid)
+        gi, h, c = k.r["gi"], k.r["h"], k.r["c"]
+        if self.fused:  # all four gates over x and h in one pass
+            self._project_both(k, gi)
+        else:
+            self._project(k, gi, "w_ih", k.ins[0], k.in_size)
+            self._project(k, k.r["gh"], "w_hh", h, hid)
         with fn.loop("0", str(hp), vectorize=True, hint="lstm") as i:
-            g = []
-            for q in range(4):
-                iq = fn.iop("add", i, str(q * hp)) if q else i
-                g.append(ew_add(fn, fn.load_at("float", gi, iq), fn.load_at("float", gh, iq)))
+            g = [self._pre(k, q, i) for q in range(4)]
             ig, fg = kernels.unary(fn, gate, g[0]), kernels.unary(fn, gate, g[1])
             cand, og = kernels.unary(fn, act, g[2]), kernels.unary(fn, gate, g[3])
             cn = ew_add(fn, ew_mul(fn, fg, fn.load_at("float", c, i)), ew_mul(fn, ig, cand))

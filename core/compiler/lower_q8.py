@@ -28,8 +28,9 @@ def _qty(b: int) -> str:
     return "i8" if b == 8 else "i16"
 
 
-def quantize_into(fn, q: str, x: str, n: int, act_scale: float, act_bits: int) -> None:
-    """q[0:n] = ops_q8.quantize(x[0:n]) as int8/int16; q's padding is never written (zero from reset)."""
+def quantize_into(fn, q: str, x: str, n: int, act_scale: float, act_bits: int, unsigned: bool = False) -> None:
+    """q[0:n] = ops_q8.quantize(x[0:n]) as int8/int16; q's padding is never written (zero from reset).
+    `unsigned`: store q + 128 as a byte (0..255) for the u8 x s8 dot products of VNNI."""
     inv, _ = q8_consts(act_scale, np.ones(1))
     qmax, ty = QMAX[act_bits], _qty(act_bits)
     lo, hi = f32(-qmax), f32(qmax)
@@ -38,7 +39,70 @@ def quantize_into(fn, q: str, x: str, n: int, act_scale: float, act_bits: int) -
         v = fn.select(fn.fcmp("ogt", v, lo), v, lo)  # NaN -> -Q, like the interpreter
         v = fn.select(fn.fcmp("olt", v, hi), v, hi)
         v = fn.fsub(fn.fadd(v, f32(MAGIC), fast=False), f32(MAGIC), fast=False)
-        fn.store_at(ty, fn.assign(f"fptosi float {v} to {ty}"), q, i)
+        qv = fn.assign(f"fptosi float {v} to {ty}")
+        fn.store_at(ty, fn.assign(f"xor i8 {qv}, -128") if unsigned else qv, q, i)
+
+
+VNNI_TILES = 4  # 16-row tiles per pass over x: four independent vpdpbusd chains share each broadcast
+
+
+def vnni_layout(wp: np.ndarray, kp: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, kp) int8 -> per 16-row tile and group of 4 columns, the 16 x 4 bytes one vpdpbusd
+    reads (tile-major, then column group); and -128 * sum of each row (the offset's correction)."""
+    rows = wp.shape[0]
+    w4 = wp.reshape(rows // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    return np.ascontiguousarray(w4), -128 * wp.astype(np.int64).sum(axis=1)
+
+
+def matvec_vnni(fn, y: str, w4: str, corr: str, u: str, rows: int, kp: int, scale: str, bias: str | None) -> None:
+    """y[0:rows] = float32(sum_k w[r, k] * q[k]) * scale[r] + bias[r] with AVX-512 VNNI: u = q + 128
+    as bytes, vpdpbusd sums 4 products u8 x s8 per int32 lane, the accumulator starts at
+    -128 * sum_k w[r, k]. Integer arithmetic (exact, wrapping) gives the same int32 sums as the
+    plain loop; the float dequantisation is the same two roundings, lane by lane."""
+    m = fn.module
+    name = "llvm.x86.avx512.vpdpbusd.512"
+    m.declare(name, f"declare <16 x i32> @{name}(<16 x i32>, <64 x i8>, <64 x i8>)")
+    ntile, kg = rows // 16, kp // 4
+    for g0 in range(0, ntile, VNNI_TILES):
+        ts = list(range(g0, min(g0 + VNNI_TILES, ntile)))
+        accs = []
+        for t in ts:
+            a = fn.alloca("<16 x i32>", "acc")
+            c = fn.assign(f"load <16 x i32>, ptr {fn.gep('i32', corr, 16 * t)}, align 64", "c")
+            fn.emit(f"store <16 x i32> {c}, ptr {a}, align 64")
+            accs.append(a)
+        with fn.loop("0", str(kg), hint="vnni") as j:
+            xb = fn.assign(f"bitcast <16 x i32> {fn.splat('i32', 16, fn.load_at('i32', u, j, 'x'))} to <64 x i8>")
+            for t, a in zip(ts, accs):
+                off = fn.iop("add", fn.iop("mul", j, "64"), str(t * kg * 64))
+                wv = fn.assign(f"load <64 x i8>, ptr {fn.gep('i8', w4, off, 'w')}, align 64", "w")
+                av = fn.assign(f"load <16 x i32>, ptr {a}, align 64", "a")
+                r = fn.assign(f"call <16 x i32> @{name}(<16 x i32> {av}, <64 x i8> {xb}, <64 x i8> {wv})", "d")
+                fn.emit(f"store <16 x i32> {r}, ptr {a}, align 64")
+        for t, a in zip(ts, accs):
+            av = fn.assign(f"load <16 x i32>, ptr {a}, align 64", "a")
+            v = fn.assign(f"sitofp <16 x i32> {av} to <16 x float>")
+            s = fn.assign(f"load <16 x float>, ptr {fn.gep('float', scale, 16 * t)}, align 64")
+            v = fn.assign(f"fmul <16 x float> {v}, {s}")
+            if bias is not None:
+                b = fn.assign(f"load <16 x float>, ptr {fn.gep('float', bias, 16 * t)}, align 64")
+                v = fn.assign(f"fadd <16 x float> {v}, {b}")
+            fn.emit(f"store <16 x float> {v}, ptr {fn.gep('float', y, 16 * t)}, align 64")
+
+
+def emit_matvec_q8(k: Kernel, y: str, tag: str, wp: np.ndarray, kp: int, q: str, x: str, n: int,
+                   act_scale: float, act_bits: int, scale: str, bias: str | None) -> None:
+    """Quantize x[0:n] into q, then y = dequantised W @ q: VNNI tiles where the target has AVX-512
+    VNNI and the activations are 8-bit, else one vectorised dot-product loop per row."""
+    fn, m = k.fn, k.m
+    if act_bits == 8 and kernels.has_vnni(k.options):
+        w4, corr = vnni_layout(wp, kp)
+        quantize_into(fn, q, x, n, act_scale, act_bits, unsigned=True)
+        matvec_vnni(fn, y, m.const_array(tag + "_w4", w4, "i8"), m.const_array(tag + "_c", corr, "i32"), q,
+                    wp.shape[0], kp, scale, bias)
+        return
+    quantize_into(fn, q, x, n, act_scale, act_bits)
+    matvec_q8(fn, y, m.const_array(tag + "_w", wp, "i8"), q, wp.shape[0], kp, act_bits, scale, bias, k.r["dot"])
 
 
 def matvec_q8(fn, y: str, w: str, q: str, rows: int, kp: int, act_bits: int, scale: str, bias: str | None,
@@ -80,22 +144,23 @@ class DenseQ8(OpLowering):
         return [Region("q", _qty(bits(node)), pad(k, KPAD)), Region("dot", "i32", 1)]
 
     def emit(self, k: Kernel) -> None:
-        node, fn, m = k.node, k.fn, k.m
+        node, m = k.node, k.m
         w = np.asarray(node.params["weight"])
         if w.ndim != 2 or w.shape[1] != k.in_size:
             raise ValueError(f"weight shape {w.shape} does not fit input size {k.in_size}")
         wp, kp = padded_q8(w)
-        wg = m.const_array(f"dq8_{node.id}_w", wp, "i8")
         sg = m.const_array(f"dq8_{node.id}_s", _scale_vec(node.attrs["x_scale"], node.params["w_scale"], 1))
         bg = None
         if "bias" in node.params:
             bg = m.const_array(f"dq8_{node.id}_b", kernels.padded_vec(np.asarray(node.params["bias"])))
-        quantize_into(fn, k.r["q"], k.ins[0], k.in_size, node.attrs["x_scale"], bits(node))
-        matvec_q8(fn, k.out, wg, k.r["q"], wp.shape[0], kp, bits(node), sg, bg, k.r["dot"])
+        emit_matvec_q8(k, k.out, f"dq8_{node.id}", wp, kp, k.r["q"], k.ins[0], k.in_size, node.attrs["x_scale"],
+                       bits(node), sg, bg)
 
 
 class _RecurrentQ8:
     """gru_q8 / lstm_q8: the float GRU/LSTM lowering with its two projections in int8."""
+
+    fused = False  # x and h have their own activation scales: two integer dot products
 
     def _check(self, node, in_size):
         super()._check(node, in_size)
@@ -121,12 +186,10 @@ class _RecurrentQ8:
             w, ws, b = w[rows], ws[rows], b[rows]
         wp, kp = padded_q8(w, blocks)
         tag = f"{node.op}_{node.id}_{key}_{rows.start if rows else 0}"
-        wg = m.const_array(tag + "_w", wp, "i8")
         sg = m.const_array(tag + "_s", _scale_vec(node.attrs[scale_key], ws, blocks))
         bg = m.const_array(tag + "_b", kernels.padded_vec(b, blocks))
-        q = k.r["qx" if inp else "qh"]
-        quantize_into(k.fn, q, src, src_size, node.attrs[scale_key], bits(node, act))
-        matvec_q8(k.fn, dst, wg, q, wp.shape[0], kp, bits(node, act), sg, bg, k.r["dot"])
+        emit_matvec_q8(k, dst, tag, wp, kp, k.r["qx" if inp else "qh"], src, src_size, node.attrs[scale_key],
+                       bits(node, act), sg, bg)
 
 
 @lowering("gru_q8")

@@ -40,7 +40,8 @@ class CompiledModel:
     ):
         self.graphs = [graphs] if isinstance(graphs, Graph) else list(graphs)
         self.graph = self.graphs[0] if len(self.graphs) == 1 else None
-        self.ir = lower(self.graphs, module_name, options=options)
+        target = target or Target.host()
+        self.ir = lower(self.graphs, module_name, options={"target": target, **(options or {})})
         self.library = jit(self.ir, module_name, target)
         a = self.library.address
         self._predict = _PREDICT(a("predict"))
