@@ -183,7 +183,7 @@ def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers:
         block_us(lambda: cc.run_into(feats, out_c), n),
         block_us(lambda: both.run_into(audio, out_c), n),
     )
-    _int8(t, classifier, feats, n)
+    q8 = _int8(t, classifier, feats, n)
     m = min(n, 500)
     fi, ci = Interpreter(featurizer), Interpreter(classifier)
     fi2, ci2 = Interpreter(featurizer), Interpreter(classifier)
@@ -208,6 +208,7 @@ def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers:
             f"featurizer + classifier: {comp['both']:.1f} us per frame "
             f"({featurizer.input_size / _rate(featurizer) / (comp['both'] * 1e-6):.0f}x real time)"
         )
+    _floor(t, fs, cs, q8)
     return t.rows
 
 
@@ -242,6 +243,50 @@ def _int8(t: Table, classifier, feats, n) -> None:
     fl = t.rows["compiled, one native call per frame"]["classifier"]
     print(f"  int8 vs float compiled classifier per frame: {us:.1f} us vs {fl:.1f} us ({fl / us:.2f}x faster); "
           f"weights {qb:,} bytes vs {fb:,} bytes ({fb / qb:.2f}x smaller)")
+    return qb
+
+
+def _floor(t: Table, fs: dict, cs: dict, q8_bytes: int | None) -> None:
+    """This machine's floor for a frame (core.compiler.roofline), measured now, beside our times:
+    each stage at least its bytes over the read bandwidth of the cache level they fit in and at
+    least its FLOPs over the FMA rate (the featurizer's FFT and sums run in float64: half the
+    float32 rate)."""
+    from core.compiler import roofline
+
+    caches = roofline.cache_levels()
+    k = roofline.Kernels()
+    fl32 = roofline.fma_rate(k, REPEAT)
+
+    def bw(nbytes):
+        lvl = roofline.residence(nbytes, caches)
+        return (f"L{lvl}" if lvl else "memory"), roofline.read_bandwidth(max(nbytes, 4096), k, REPEAT)
+
+    cw = cs["weight_bytes"]
+    (cl, cbw), (fl_, fbw) = bw(cw), bw(fs["weight_bytes"])
+    f_floor = roofline.floor_us(fs["weight_bytes"], 2 * fs["macs"], fbw, fl32 / 2)
+    c_floor = roofline.floor_us(cw, 2 * cs["macs"], cbw, fl32)
+    desc = ", ".join(f"L{lv} {sz // 1024} KiB" for lv, _, sz in caches) or "cache sizes unknown"
+    print(f"  machine floor ({desc}; one core, measured now with compiled kernels):")
+    bound = "bandwidth" if cw / cbw >= 2 * cs["macs"] / fl32 else "FLOP"
+    print(f"    classifier weights {cw / 1024:.0f} KiB live in {cl}: read {cbw:.0f} GB/s; float32 FMA "
+          f"{fl32:.0f} GFLOP/s -> classifier floor {c_floor:.2f} us ({bound}-bound), "
+          f"featurizer floor {f_floor:.2f} us ({fs['weight_bytes'] / 1024:.0f} KiB tables in {fl_}, "
+          f"{2 * fs['macs']:,} FLOP in float64)")
+    comp = t.rows["compiled, one native call per frame"]
+    block = t.rows.get(next((r for r in t.rows if r.startswith("compiled, one call per block")), ""), {})
+    floor = f_floor + c_floor
+    parts = [f"featurizer + classifier {comp['both']:.1f} us per frame = {comp['both'] / floor:.2f}x the floor "
+             f"{floor:.2f} us"]
+    if block.get("both"):
+        parts.append(f"{block['both'] / floor:.2f}x in block calls")
+    parts.append(f"classifier alone {comp['classifier'] / c_floor:.2f}x")
+    q8 = t.rows.get("compiled int8, one native call per frame", {}).get("classifier")
+    if q8 and q8_bytes:
+        ql, qbw = bw(q8_bytes)
+        q_floor = roofline.floor_us(q8_bytes, 2 * cs["macs"], qbw, 4 * fl32)  # 4 int8 products per float lane
+        parts.append(f"int8 classifier {q8 / q_floor:.2f}x its floor {q_floor:.2f} us ({q8_bytes / 1024:.0f} KiB "
+                     f"in {ql})")
+    print("    ours: " + "; ".join(parts))
 
 
 def _numpy_featurizer(t: Table, featurizer, audio, n) -> None:
