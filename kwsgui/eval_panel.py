@@ -4,7 +4,10 @@ confusion matrix, and the misclassified clips (click: play it; double-click: ope
 view). core.evaluate.passrate does the work on the job worker; core.vad.compare builds the
 plain and VAD classifiers of the modes. The continuous modes play the clips in a shuffled order
 (seed 0, as `kws eval`; untick "shuffled" for the list's order): a list sorted by word flatters a
-model that carries its state from clip to clip."""
+model that carries its state from clip to clip.
+
+Its Calibrate tab (kwsgui.eval_calibrate) is `kws calibrate`: a DET curve of the live view's models
+on a long stream of held-out clips and noise, and the chosen threshold stored in the classifier."""
 
 from __future__ import annotations
 
@@ -24,15 +27,18 @@ from PyQt5.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSpinBox,
+    QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from core.evaluate.passrate import DECISIONS, ClipResult, evaluate_clips, play_order, read_list
 from kwsgui.charts import HeatMap
+from kwsgui.eval_calibrate import CalibrationTab
 from kwsgui.jobs import JobContext
 from kwsgui.panel import ClipPlayer, Panel
-from kwsgui.widgets import NOTE_STYLE, PathField, split_panel
+from kwsgui.widgets import NOTE_STYLE, PathField
 
 MODES = {"reset": "reset per clip", "continuous": "continuous", "vad": "continuous + VAD"}
 
@@ -108,7 +114,7 @@ def eval_job(models, list_file: str, mode: str, decision: str, limit: int, ctx: 
                       spotter.backend, source, order)
 
 
-class EvalPanel(Panel):
+class EvalPanel(CalibrationTab, Panel):
     title = "Evaluate"
     open_in_live = pyqtSignal(str)
 
@@ -142,6 +148,7 @@ class EvalPanel(Panel):
         self.models_label.setStyleSheet(NOTE_STYLE)
         form = QFormLayout()
         form.addRow("List", self.list_file)
+        form.addRow("Models", self.models_label)
         row = QHBoxLayout()
         for label, w in (("Mode", self.mode), ("", self.shuffle), ("Decision", self.decision), ("Clips", self.limit)):
             if label:
@@ -149,8 +156,6 @@ class EvalPanel(Panel):
             row.addWidget(w)
         row.addStretch(1)
         row.addWidget(self.run_button)
-        form.addRow("", row)
-        form.addRow("Models", self.models_label)
         self.rate_label = QLabel("pass rate –")
         self.rate_label.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.detail_label = QLabel()
@@ -168,7 +173,22 @@ class EvalPanel(Panel):
         ll.addWidget(self.detail_label)
         ll.addWidget(QLabel("Misclassified clips (click to play)"))
         ll.addWidget(self.wrong, 1)
-        split_panel(self, left, self.heat, (420, 700), header=(form,))
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(self.heat)
+        split.setSizes([420, 700])
+        rate_tab = QWidget()
+        rl = QVBoxLayout(rate_tab)
+        rl.addLayout(row)
+        rl.addWidget(split, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(rate_tab, "Pass rate")
+        self.tabs.addTab(self._calibration_tab(settings), "Calibrate (DET)")
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.error)
+        lay.addWidget(self.tabs, 1)
+        lay.addWidget(self.job_bar)
         if live is not None:
             live.models_changed.connect(lambda _m: self._show_models())
         self._show_models()
@@ -187,6 +207,8 @@ class EvalPanel(Panel):
 
     def set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)
+        self.calib_button.setEnabled(not busy)
+        self.store_button.setEnabled(not busy and self.calibration is not None)
 
     def set_mode(self, mode: str) -> None:
         self.mode.setCurrentIndex(self.mode.findData(mode))
