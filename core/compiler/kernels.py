@@ -143,25 +143,32 @@ def matvec(
     dot product in one fixed order (within the float32 error bound of numpy's `x @ W.T + b`).
     """
     m = fn.module
+    v = min(16, max(4, tile // 8))  # lanes per accumulator: one register (power of two, divides 16)
+    vt, al = f"<{v} x float>", 4 * v
+    name = f"llvm.fmuladd.v{v}f32"
+    m.declare(name, f"declare {vt} @{name}({vt}, {vt}, {vt})")
     for s, w in tiles(mp, tile):
-        vt = f"<{w} x float>"
-        name = f"llvm.fmuladd.v{w}f32"
-        m.declare(name, f"declare {vt} @{name}({vt}, {vt}, {vt})")
-        acc = fn.alloca(vt, "acc")
-        init = "zeroinitializer"
-        if bias is not None:
-            init = fn.assign(f"load {vt}, ptr {fn.gep('float', bias, s)}, align 64", "b")
-        fn.emit(f"store {vt} {init}, ptr {acc}, align 64")
+        accs = []
+        for j in range(w // v):
+            acc = fn.alloca(vt, "acc")
+            init = "zeroinitializer"
+            if bias is not None:
+                init = fn.assign(f"load {vt}, ptr {fn.gep('float', bias, s + j * v)}, align {al}", "b")
+            fn.emit(f"store {vt} {init}, ptr {acc}, align {al}")
+            accs.append(acc)
         for wg, x, k_size in sources:
             base = fn.gep("float", wg, s * k_size, "wt")
             with fn.loop("0", str(k_size), hint="mv") as k:
-                xs = fn.splat("float", w, fn.load_at("float", x, k, "x"))
+                xs = fn.splat("float", v, fn.load_at("float", x, k, "x"))
                 row = fn.gep("float", base, fn.iop("mul", k, str(w)), "w")
-                wv = fn.assign(f"load {vt}, ptr {row}, align 64", "w")
-                a = fn.assign(f"load {vt}, ptr {acc}, align 64", "acc")
-                r = fn.assign(f"call {vt} @{name}({vt} {wv}, {vt} {xs}, {vt} {a})", "fma")
-                fn.emit(f"store {vt} {r}, ptr {acc}, align 64")
-        fn.emit(f"store {vt} {fn.assign(f'load {vt}, ptr {acc}, align 64')}, ptr {fn.gep('float', y, s)}, align 64")
+                for j, acc in enumerate(accs):
+                    wv = fn.assign(f"load {vt}, ptr {fn.gep('float', row, j * v)}, align {al}", "w")
+                    a = fn.assign(f"load {vt}, ptr {acc}, align {al}", "acc")
+                    r = fn.assign(f"call {vt} @{name}({vt} {wv}, {vt} {xs}, {vt} {a})", "fma")
+                    fn.emit(f"store {vt} {r}, ptr {acc}, align {al}")
+        for j, acc in enumerate(accs):
+            out = fn.assign(f"load {vt}, ptr {acc}, align {al}")
+            fn.emit(f"store {vt} {out}, ptr {fn.gep('float', y, s + j * v)}, align {al}")
 
 
 def gemv_weights(m: Module, hint: str, w_padded: np.ndarray, ty: str = "float") -> str:
