@@ -22,6 +22,15 @@ def no_fa_floor(cal: Calibration) -> float:
     return min(cal.fa_resolution_per_hour, cal.target_fa_per_hour or math.inf) / 2
 
 
+def decade_ticks(lo: float, hi: float) -> list[list[tuple[float, str]]]:
+    """Log-axis ticks in the view's log10 coordinates: a labelled one at each power of ten, unlabelled
+    ones at 2..9 times it (pyqtgraph's own labels every minor tick, which run into each other)."""
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    major = [(float(k), f"{10.0**k:g}") for k in range(k0, k1 + 1)]
+    minor = [(math.log10(m * 10.0**k), "") for k in range(k0, k1) for m in range(2, 10)]
+    return [major, minor]
+
+
 class DetPlot(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -31,7 +40,7 @@ class DetPlot(pg.PlotWidget):
         self.setLogMode(x=True, y=False)
         self.setLabel("bottom", "false accepts per hour")
         self.setLabel("left", "false rejection rate (%)")
-        self.legend = self.addLegend(offset=(-10, 10), **LEGEND)
+        self.legend = self.addLegend(offset=(10, -10), **LEGEND)  # bottom left: DET curves fall to the right
         self.curves: dict[int, pg.PlotDataItem] = {}  # smoothing -> its curve (shown ones)
         self._pool: list[pg.PlotDataItem] = []  # created once, reused
         self.chosen = self.plot([], [], pen=None, symbol="o", symbolSize=16, symbolBrush=None,
@@ -48,6 +57,8 @@ class DetPlot(pg.PlotWidget):
         self.legend.clear()
         self.curves = {}
         floor = no_fa_floor(cal)
+        top = max([floor * 10, *(p.fa_per_hour for p in cal.points)])
+        self.getAxis("bottom").setTicks(decade_ticks(floor, top))
         for i, n in enumerate(cal.smoothings):
             if i == len(self._pool):
                 self._pool.append(self.plot([], []))

@@ -54,7 +54,10 @@ def calibration_clips(source: str, limit: int = 0) -> list[tuple[Path, str]]:
             raise DataError(f"{source}: no word folders with clips in them")
     else:
         clips = read_list(source)
-    return clips[: limit or None]
+    clips = clips[: limit or None]
+    if not any(Path(c).is_file() for c, _ in clips):  # (core.evaluate.stream fails on no clip with noise)
+        raise DataError(f"{source}: none of its {len(clips)} clips exists (the first: {clips[0][0]})")
+    return clips
 
 
 def calibrate_job(models, source: str, noise: str | None, snr_db: float, gap_s: tuple[float, float],

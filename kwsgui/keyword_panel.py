@@ -164,6 +164,7 @@ class KeywordPanel(Panel):
             grid.addWidget(label, r, 2 * c)
             grid.addWidget(w, r, 2 * c + 1)
             r, c = (r + 1, 0) if c else (r, 1)
+        grid.setRowStretch(r + 1, 1)  # the options at the top, the spare height below them
         self.train_button = QPushButton("▶  Train")
         self.train_button.clicked.connect(lambda: self.train())
         self.try_button = QPushButton("Try it live")

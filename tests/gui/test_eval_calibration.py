@@ -114,3 +114,8 @@ def test_folder_store_beside_an_ell_stop_and_refusals(qtbot, run_job, panel, wor
     panel.gap_min.setValue(0.5)
     summary = run_job(panel, panel.calibrate, JOB_MS)
     assert summary.error and "missing_list.txt" in panel.error.text()
+    gone = tmp_path / "gone_list.txt"  # names clips that are not there
+    gone.write_text("seven/nobody_nohash_0.wav\n")
+    panel.calib_clips.set_path(gone)
+    summary = run_job(panel, panel.calibrate, JOB_MS)
+    assert summary.error and "none of its 1 clips exists" in panel.error.text()

@@ -16,7 +16,8 @@ from PyQt5.QtGui import QImage
 REPO = Path(__file__).resolve().parents[2]
 DOC_DIR = REPO / "docs" / "screenshots"
 MAX_PNG_BYTES = 400_000
-PANELS = ("live_view", "dataset", "collect", "browse", "training", "models", "vad", "compile", "evaluate")
+PANELS = ("live_view", "dataset", "collect", "browse", "keyword", "training", "models", "vad", "compile", "evaluate",
+          "calibrate")
 
 
 def colours(img: QImage, x0: int, x1: int, y0: int, y1: int) -> int:
@@ -30,7 +31,7 @@ def test_screenshots_of_every_panel(tmp_path, devkit, data_dir):
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable,
            str(Path(__file__).with_name("screenshot_app.py")), str(tmp_path), str(tmp_path / "settings.ini"),
            str(devkit["featurizer"]), str(devkit["classifier"]), str(devkit["categories"]), str(data_dir)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     log = proc.stdout + proc.stderr
     assert "Traceback" not in log, log
     assert proc.returncode == 0, log
