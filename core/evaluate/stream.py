@@ -10,7 +10,7 @@ import numpy as np
 
 from core.audio.wav import read_wav
 from core.data.augment import noise_gain, power
-from core.errors import AudioError
+from core.errors import AudioError, DataError
 from core.pipeline import Detector, KeywordSpotter
 
 
@@ -55,9 +55,11 @@ def assemble_stream(clips: list[tuple[Path, str]], sample_rate: int, gap_s: tupl
         start = pos + len(gap)
         events.append(Event(start / sample_rate, (start + len(x)) / sample_rate, label))
         pos = start + len(x)
+    if clips and not events:
+        raise DataError(f"none of the {len(clips)} clips could be read (the first: {clips[0][0]})")
     parts.append(np.zeros(int(gap_s[1] * sample_rate), np.float32))
     samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    if noise_files and len(samples):
+    if noise_files and events:  # the SNR is relative to the speech
         noise = np.concatenate([read_wav(p, sample_rate)[0] for p in noise_files])
         reps = -(-len(samples) // len(noise))
         noise = np.tile(noise, reps)

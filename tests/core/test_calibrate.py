@@ -11,7 +11,7 @@ import pytest
 
 from core import models
 from core.cli import main as kws
-from core.errors import ModelFormatError
+from core.errors import DataError, ModelFormatError
 from core.evaluate.calibrate import DEFAULT_THRESHOLDS, calibrate, choose, sweep
 from core.evaluate.stream import Event, assemble_stream, detection_metrics
 from core.graph import modelfile
@@ -141,3 +141,11 @@ def test_kws_calibrate_stores_the_point_that_run_and_eval_use(clips, shared_data
     assert "--in-place" in capsys.readouterr().err
     assert kws(["calibrate", "-l", str(lst), "--ignore", "nosuchclass"]) == 2
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_stream_of_unreadable_clips_is_refused_with_a_file_name(tmp_path, shared_data):
+    bad = tmp_path / "not_audio.wav"
+    bad.write_bytes(b"this is not a wav file")
+    noise = sorted((shared_data / "background_noise").glob("*.wav"))[:1]
+    with pytest.raises(DataError, match="none of the 1 clips could be read.*not_audio.wav"):
+        assemble_stream([(bad, "bed")], 16000, noise_files=noise)
