@@ -249,8 +249,8 @@ def _int8(t: Table, classifier, feats, n) -> None:
 def _floor(t: Table, fs: dict, cs: dict, q8_bytes: int | None) -> None:
     """This machine's floor for a frame (core.compiler.roofline), measured now, beside our times:
     each stage at least its bytes over the read bandwidth of the cache level they fit in and at
-    least its FLOPs over the FMA rate (the featurizer's FFT and sums run in float64: half the
-    float32 rate)."""
+    least its FLOPs over the float32 FMA rate (the featurizer's FFT and filterbank run in float32
+    vector code too)."""
     from core.compiler import roofline
 
     caches = roofline.cache_levels()
@@ -263,7 +263,7 @@ def _floor(t: Table, fs: dict, cs: dict, q8_bytes: int | None) -> None:
 
     cw = cs["weight_bytes"]
     (cl, cbw), (fl_, fbw) = bw(cw), bw(fs["weight_bytes"])
-    f_floor = roofline.floor_us(fs["weight_bytes"], 2 * fs["macs"], fbw, fl32 / 2)
+    f_floor = roofline.floor_us(fs["weight_bytes"], 2 * fs["macs"], fbw, fl32)
     c_floor = roofline.floor_us(cw, 2 * cs["macs"], cbw, fl32)
     desc = ", ".join(f"L{lv} {sz // 1024} KiB" for lv, _, sz in caches) or "cache sizes unknown"
     print(f"  machine floor ({desc}; one core, measured now with compiled kernels):")
@@ -271,7 +271,7 @@ def _floor(t: Table, fs: dict, cs: dict, q8_bytes: int | None) -> None:
     print(f"    classifier weights {cw / 1024:.0f} KiB live in {cl}: read {cbw:.0f} GB/s; float32 FMA "
           f"{fl32:.0f} GFLOP/s -> classifier floor {c_floor:.2f} us ({bound}-bound), "
           f"featurizer floor {f_floor:.2f} us ({fs['weight_bytes'] / 1024:.0f} KiB tables in {fl_}, "
-          f"{2 * fs['macs']:,} FLOP in float64)")
+          f"{2 * fs['macs']:,} FLOP)")
     comp = t.rows["compiled, one native call per frame"]
     block = t.rows.get(next((r for r in t.rows if r.startswith("compiled, one call per block")), ""), {})
     floor = f_floor + c_floor

@@ -94,7 +94,7 @@ def simd_floats(options: dict | None) -> int:
     t = (options or {}).get("target")
     if t is None:
         return 8
-    feats = set(t.features.split(","))
+    feats = t.feature_set
     if t.arch in ("x86_64", "i386", "i686"):
         return 16 if "+avx512f" in feats else 8 if ("+avx2" in feats or "+avx" in feats) else 4
     return 4 if t.has_simd and not t.is_bare_metal else 1
@@ -103,8 +103,14 @@ def simd_floats(options: dict | None) -> int:
 def has_vnni(options: dict | None) -> bool:
     """AVX-512 VNNI (vpdpbusd: u8 x s8 dot products of 4 into int32 lanes) on the target."""
     t = (options or {}).get("target")
-    feats = set(t.features.split(",")) if t is not None else set()
+    feats = t.feature_set if t is not None else frozenset()
     return {"+avx512vnni", "+avx512bw", "+avx512f"} <= feats
+
+
+def has_avx2(options: dict | None) -> bool:
+    """AVX2 (vpmaddubsw / vpmaddwd / vpsignb on 256-bit registers) on an x86 target."""
+    t = (options or {}).get("target")
+    return t is not None and t.arch in ("x86_64", "i386", "i686") and "+avx2" in t.feature_set
 
 
 # ---------------------------------------------------------------------------- tiled float GEMV

@@ -3,8 +3,8 @@ log, DCT.
 
 FFT: an iterative radix-2 complex FFT of n_fft/2 points over the even/odd samples (bit-reversed
 gather from a precomputed table), per-stage contiguous twiddle tables, then the real-FFT split
-step and |X| (or |X|^2 / n_fft). It runs in float64 like the reference (numpy's rfft), which
-keeps small bins accurate; the filterbank is sparse: (start, length, offset) per filter.
+step and |X| (or |X|^2 / n_fft), in float32 on whole vector registers; the filterbank is banded:
+blocks of one register of filters over the columns where they are non-zero.
 """
 
 from __future__ import annotations
@@ -125,7 +125,18 @@ def _bitrev(n_bits: int, n: int) -> np.ndarray:
 
 @lowering("fft_mag")
 class FftMag(OpLowering):
-    ty = "double"
+    """Real FFT of n_fft points in float32: a complex radix-2 FFT of n_fft/2 points over
+    z = even + i odd samples, then the split X[k] = E[k] + W^k O[k], then |X| or |X|^2 / n_fft.
+
+    Stages whose half-span is at least one vector register of the target run on whole registers
+    (butterflies of V consecutive pairs, twiddles from per-stage tables); shorter stages are
+    unrolled with constant twiddles (LLVM's SLP vectoriser packs them); the split runs on
+    registers too, the mirrored bins h - i read as one reversed vector. Float32 error: O(log2 n) u
+    relative to the spectrum's norm (Higham, Accuracy and Stability, Thm 24.2), spread over the
+    bins like white noise; tests/core/compiler_helpers.float32_rtol models it that way.
+    """
+
+    ty = "float"
 
     def _n(self, node) -> int:
         n = int(node.attrs["n_fft"])
@@ -136,7 +147,8 @@ class FftMag(OpLowering):
     def regions(self, node, in_shapes, out_shape):
         n = self._n(node)
         in_size = int(np.prod(in_shapes[0]))
-        regs = [Region("re", self.ty, n // 2), Region("im", self.ty, n // 2)]
+        # n/2 complex values plus a copy of z[0] at index n/2 (the split reads bin h - i for i = 0)
+        regs = [Region("re", self.ty, n // 2 + 1), Region("im", self.ty, n // 2 + 1)]
         if in_size < n:
             regs.append(Region("pad", "float", n))
         return regs
@@ -145,6 +157,8 @@ class FftMag(OpLowering):
         fn, m, d = k.fn, k.m, self.ty
         n = self._n(k.node)
         h = n // 2
+        v = kernels.simd_floats(k.options)
+        v = v if v > 1 and h % v == 0 and h >= 2 * v else 1  # lanes of the vector stages and split
         bits = h.bit_length() - 1
         src = k.ins[0]
         if k.in_size < n:  # zero-pad into scratch
@@ -163,45 +177,37 @@ class FftMag(OpLowering):
             with fn.loop("0", str(h), step=2, hint="gather") as a:
                 b = fn.iop("or", a, "1")
                 ja, jb = fn.load_at("i32", rev, a, "j"), fn.load_at("i32", rev, b, "j")
-                ar, ai = (
-                    self._ext(fn, fn.load_at("float", src, ja)),
-                    self._ext(fn, fn.load_at("float", src, fn.iop("or", ja, "1"))),
-                )
-                br, bi = (
-                    self._ext(fn, fn.load_at("float", src, jb)),
-                    self._ext(fn, fn.load_at("float", src, fn.iop("or", jb, "1"))),
-                )
+                ar, ai = fn.load_at("float", src, ja), fn.load_at("float", src, fn.iop("or", ja, "1"))
+                br, bi = fn.load_at("float", src, jb), fn.load_at("float", src, fn.iop("or", jb, "1"))
                 fn.store_at(d, fn.fadd(ar, br, d), re, a)
                 fn.store_at(d, fn.fadd(ai, bi, d), im, a)
                 fn.store_at(d, fn.fsub(ar, br, d), re, b)
                 fn.store_at(d, fn.fsub(ai, bi, d), im, b)
         else:
-            fn.store_at(d, self._ext(fn, fn.load_at("float", src, 0)), re, 0)
-            fn.store_at(d, self._ext(fn, fn.load_at("float", src, 1)), im, 0)
-        twr = m.const_array(f"fft_twr_{n}", tw.real, d)
-        twi = m.const_array(f"fft_twi_{n}", tw.imag, d)
+            fn.store_at(d, fn.load_at("float", src, 0), re, 0)
+            fn.store_at(d, fn.load_at("float", src, 1), im, 0)
+        twr = m.const_array(f"fft_twr_{n}", tw.real.astype(np.float32))
+        twi = m.const_array(f"fft_twi_{n}", tw.imag.astype(np.float32))
         s = 2
         while s < h:
-            if s < 8:  # short stages: butterflies unrolled with constant twiddles
+            if s < max(v, 8):  # short stages: butterflies unrolled with constant twiddles
                 self._small_stage(fn, re, im, tw, s, h)
             else:
-                self._stage(fn, re, im, twr, twi, s, h)
+                self._stage(fn, re, im, twr, twi, s, h, v)
             s *= 2
-        self._split(fn, m, k, re, im, n)
+        self._split(fn, m, k, re, im, n, v)
 
-    def _ext(self, fn, v):
-        return fn.assign(f"fpext float {v} to double") if self.ty == "double" else v
-
-    def _butterfly(self, fn, re, im, a, b, wr, wi):
-        d = self.ty
-        pra, pia, prb, pib = fn.gep(d, re, a), fn.gep(d, im, a), fn.gep(d, re, b), fn.gep(d, im, b)
-        ar, ai, br, bi = fn.load(d, pra), fn.load(d, pia), fn.load(d, prb), fn.load(d, pib)
-        tr = fn.fsub(fn.fmul(wr, br, d), fn.fmul(wi, bi, d), d)
-        ti = fn.fadd(fn.fmul(wr, bi, d), fn.fmul(wi, br, d), d)
-        fn.store(d, fn.fsub(ar, tr, d), prb)
-        fn.store(d, fn.fsub(ai, ti, d), pib)
-        fn.store(d, fn.fadd(ar, tr, d), pra)
-        fn.store(d, fn.fadd(ai, ti, d), pia)
+    def _butterfly(self, fn, re, im, a, b, wr, wi, ty="float"):
+        """(z[a], z[b]) <- (z[a] + w z[b], z[a] - w z[b]); `ty` float or <V x float> from a, b."""
+        pra, pia = fn.gep("float", re, a), fn.gep("float", im, a)
+        prb, pib = fn.gep("float", re, b), fn.gep("float", im, b)
+        ar, ai, br, bi = fn.load(ty, pra), fn.load(ty, pia), fn.load(ty, prb), fn.load(ty, pib)
+        tr = fn.fsub(fn.fmul(wr, br, ty), fn.fmul(wi, bi, ty), ty)
+        ti = fn.fadd(fn.fmul(wr, bi, ty), fn.fmul(wi, br, ty), ty)
+        fn.store(ty, fn.fsub(ar, tr, ty), prb)
+        fn.store(ty, fn.fsub(ai, ti, ty), pib)
+        fn.store(ty, fn.fadd(ar, tr, ty), pra)
+        fn.store(ty, fn.fadd(ai, ti, ty), pia)
 
     def _small_stage(self, fn, re, im, tw, s, h):
         d = self.ty
@@ -211,109 +217,144 @@ class FftMag(OpLowering):
                 b = fn.iop("add", g, str(j + s))
                 self._butterfly(fn, re, im, a, b, lit(tw[s + j].real, d), lit(tw[s + j].imag, d))
 
-    def _stage(self, fn, re, im, twr, twi, s, h):
-        d = self.ty
+    def _stage(self, fn, re, im, twr, twi, s, h, v):
+        vt = f"<{v} x float>" if v > 1 else "float"
         with fn.loop("0", str(h), step=2 * s, hint=f"fft{s}g") as g:
-            with fn.loop("0", str(s), hint=f"fft{s}") as j:
+            with fn.loop("0", str(s), step=v, hint=f"fft{s}") as j:
                 a = fn.iop("add", g, j)
                 b = fn.iop("add", a, str(s))
                 tj = fn.iop("add", j, str(s))
-                wr, wi = fn.load_at(d, twr, tj), fn.load_at(d, twi, tj)
-                pra, pia, prb, pib = fn.gep(d, re, a), fn.gep(d, im, a), fn.gep(d, re, b), fn.gep(d, im, b)
-                ar, ai, br, bi = fn.load(d, pra), fn.load(d, pia), fn.load(d, prb), fn.load(d, pib)
-                tr = fn.fsub(fn.fmul(wr, br, d), fn.fmul(wi, bi, d), d)
-                ti = fn.fadd(fn.fmul(wr, bi, d), fn.fmul(wi, br, d), d)
-                fn.store(d, fn.fsub(ar, tr, d), prb)
-                fn.store(d, fn.fsub(ai, ti, d), pib)
-                fn.store(d, fn.fadd(ar, tr, d), pra)
-                fn.store(d, fn.fadd(ai, ti, d), pia)
+                wr, wi = fn.load(vt, fn.gep("float", twr, tj)), fn.load(vt, fn.gep("float", twi, tj))
+                self._butterfly(fn, re, im, a, b, wr, wi, vt)
 
-    def _mag(self, fn, k, xr, xi, n):
-        d = self.ty
-        p = fn.fadd(fn.fmul(xr, xr, d), fn.fmul(xi, xi, d), d)
+    def _mag(self, fn, k, xr, xi, n, ty="float"):
+        p = fn.fadd(fn.fmul(xr, xr, ty), fn.fmul(xi, xi, ty), ty)
         if k.node.attrs.get("power", False):
-            v = fn.fdiv(p, lit(float(n), d), d, fast=False)
-        else:
-            v = fn.intrinsic("sqrt", d, [p])
-        return fn.assign(f"fptrunc double {v} to float") if d == "double" else v
+            return fn.fdiv(p, self._const(fn, float(n), ty), ty, fast=False)
+        if ty == "float":
+            return fn.intrinsic("sqrt", ty, [p])
+        name = f"llvm.sqrt.v{ty[1:ty.index(' ')]}f32"
+        fn.module.declare(name, f"declare {ty} @{name}({ty})")
+        return fn.call(ty, f"@{name}", [(ty, p)])
 
-    def _split(self, fn, m, k, re, im, n):
-        """X[k] = E[k] + W^k O[k] from Z = FFT(even + i odd); bins 0..n/2."""
+    @staticmethod
+    def _const(fn, value: float, ty: str) -> str:
+        if ty == "float":
+            return lit(value, "float")
+        return fn.splat("float", int(ty[1 : ty.index(" ")]), lit(value, "float"))
+
+    def _split(self, fn, m, k, re, im, n, v):
+        """X[i] = E[i] + W^i O[i] from z = FFT(even + i odd), E/O from z[i] and conj(z[h - i]);
+        bins 0..h-1 in one loop (z[h] holds a copy of z[0], so bin 0 needs no special case:
+        E = re0, O = im0, W^0 = 1 give X[0] = re0 + im0 exactly), bin h = re0 - im0."""
         d = self.ty
         h = n // 2
         r0, i0 = fn.load_at(d, re, 0), fn.load_at(d, im, 0)
-        fn.store_at("float", self._mag(fn, k, fn.fadd(r0, i0, d), lit(0.0, d), n), k.out, 0)
         fn.store_at("float", self._mag(fn, k, fn.fsub(r0, i0, d), lit(0.0, d), n), k.out, h)
         if h < 2:
+            fn.store_at("float", self._mag(fn, k, fn.fadd(r0, i0, d), lit(0.0, d), n), k.out, 0)
             return
+        fn.store_at(d, r0, re, h)
+        fn.store_at(d, i0, im, h)
         w = np.exp(-2j * np.pi * np.arange(h) / n)
-        wr_g = m.const_array(f"fft_wr_{n}", w.real, d)
-        wi_g = m.const_array(f"fft_wi_{n}", w.imag, d)
-        half = lit(0.5, d)
-        with fn.loop("1", str(h), hint="split") as i:
-            j = fn.iop("sub", str(h), i)
-            ar, ai = fn.load_at(d, re, i), fn.load_at(d, im, i)
-            br, bi = fn.load_at(d, re, j), fn.load_at(d, im, j)
-            er = fn.fmul(fn.fadd(ar, br, d), half, d)
-            ei = fn.fmul(fn.fsub(ai, bi, d), half, d)
-            or_ = fn.fmul(fn.fadd(ai, bi, d), half, d)
-            oi = fn.fmul(fn.fsub(br, ar, d), half, d)
-            wr, wi = fn.load_at(d, wr_g, i), fn.load_at(d, wi_g, i)
-            xr = fn.fadd(er, fn.fsub(fn.fmul(wr, or_, d), fn.fmul(wi, oi, d), d), d)
-            xi = fn.fadd(ei, fn.fadd(fn.fmul(wr, oi, d), fn.fmul(wi, or_, d), d), d)
-            fn.store_at("float", self._mag(fn, k, xr, xi, n), k.out, i)
+        wr_g = m.const_array(f"fft_wr_{n}", w.real.astype(np.float32))
+        wi_g = m.const_array(f"fft_wi_{n}", w.imag.astype(np.float32))
+        vt = f"<{v} x float>" if v > 1 else "float"
+        half = self._const(fn, 0.5, vt)
+        rev = "<" + ", ".join(f"i32 {v - 1 - q}" for q in range(v)) + ">"
+        with fn.loop("0", str(h), step=v, hint="split") as i:
+            # bins i..i+v-1 and their mirrors h-i..h-i-v+1: one vector from h-i-v+1, lanes reversed
+            j = fn.iop("sub", str(h - v + 1), i)
+            ar, ai = fn.load(vt, fn.gep("float", re, i)), fn.load(vt, fn.gep("float", im, i))
+            br, bi = fn.load(vt, fn.gep("float", re, j)), fn.load(vt, fn.gep("float", im, j))
+            if v > 1:
+                br = fn.assign(f"shufflevector {vt} {br}, {vt} poison, <{v} x i32> {rev}")
+                bi = fn.assign(f"shufflevector {vt} {bi}, {vt} poison, <{v} x i32> {rev}")
+            er = fn.fmul(fn.fadd(ar, br, vt), half, vt)
+            ei = fn.fmul(fn.fsub(ai, bi, vt), half, vt)
+            or_ = fn.fmul(fn.fadd(ai, bi, vt), half, vt)
+            oi = fn.fmul(fn.fsub(br, ar, vt), half, vt)
+            wr, wi = fn.load(vt, fn.gep("float", wr_g, i)), fn.load(vt, fn.gep("float", wi_g, i))
+            xr = fn.fadd(er, fn.fsub(fn.fmul(wr, or_, vt), fn.fmul(wi, oi, vt), vt), vt)
+            xi = fn.fadd(ei, fn.fadd(fn.fmul(wr, oi, vt), fn.fmul(wi, or_, vt), vt), vt)
+            fn.store(vt, self._mag(fn, k, xr, xi, n, vt), fn.gep("float", k.out, i))
 
 
-def sparse_rows(w: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of a mostly-zero matrix as (start, length, offset) + packed float32 weights."""
-    w = np.asarray(w, np.float32)[:, :n_cols]
-    starts, lens, offs, packed = [], [], [], []
-    off = 0
-    for row in w:
-        nz = np.nonzero(row)[0]
-        if len(nz) == 0:
-            starts.append(0)
-            lens.append(0)
-        else:
-            s, e = int(nz[0]), int(nz[-1]) + 1
-            starts.append(s)
-            lens.append(e - s)
-            packed.append(row[s:e])
-        offs.append(off)
-        off += lens[-1]
-    data = np.concatenate(packed) if packed else np.zeros(1, np.float32)
-    return np.array(starts), np.array(lens), np.array(offs), data
+def band_blocks(w: np.ndarray, lanes: int, accs: int = 4) -> list[tuple[int, int, int, np.ndarray]]:
+    """A mostly-zero (n_filters, n_cols) matrix as blocks of `lanes` consecutive filters, each with
+    the column range where any of them is non-zero: (first filter, first column, columns, weights
+    (columns, lanes) zero-filled). The range is widened to a multiple of `accs` inside [0, n_cols)
+    when it fits, so the sum can cycle over `accs` accumulators."""
+    n_f, n_cols = w.shape
+    out = []
+    for f0 in range(0, n_f, lanes):
+        blk = w[f0 : f0 + lanes]
+        cols = np.nonzero(np.any(blk != 0, axis=0))[0]
+        if len(cols) == 0:
+            out.append((f0, 0, 0, np.zeros((0, lanes), np.float32)))
+            continue
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        length = -(-(c1 - c0) // accs) * accs
+        if length <= n_cols:
+            c0 = min(c0, n_cols - length)
+            c1 = c0 + length
+        tile = np.zeros((c1 - c0, lanes), np.float32)
+        tile[:, : len(blk)] = blk[:, c0:c1].T
+        out.append((f0, c0, c1 - c0, tile))
+    return out
 
 
 @lowering("filterbank")
 class Filterbank(OpLowering):
-    """Sparse rows, summed in float64 from exact products like the reference."""
+    """Banded: blocks of one vector register of consecutive filters, each summing only the columns
+    where one of its filters is non-zero (a mel bank's triangles are narrow and ordered), with
+    weights stored (column, lane) and four accumulators in turn over the columns: per column one
+    broadcast of the spectrum bin and one fused multiply-add. Float32 sums of non-negative terms:
+    within sqrt(n) u of the reference's float64 matmul (zeros add nothing exactly)."""
+
+    ACCS = 4
 
     def regions(self, node, in_shapes, out_shape):
-        return [Region("acc", "double", 1)]
+        return [Region("acc", "float", pad(int(out_shape[0])))]
 
     def emit(self, k: Kernel) -> None:
-        fn, m, d = k.fn, k.m, "double"
+        fn, m = k.fn, k.m
         w = np.asarray(k.node.params["weights"], np.float32)
         n_cols = min(k.in_size, w.shape[1])
-        starts, lens, offs, data = sparse_rows(w, n_cols)
-        g_s = m.const_array("fb_start", starts, "i32")
-        g_l = m.const_array("fb_len", lens, "i32")
-        g_o = m.const_array("fb_off", offs, "i32")
-        g_w = m.const_array("fb_w", data)
+        v = kernels.simd_floats(k.options)
+        vt = f"<{v} x float>" if v > 1 else "float"
+        fma = f"llvm.fmuladd.v{v}f32" if v > 1 else "llvm.fmuladd.f32"
+        m.declare(fma, f"declare {vt} @{fma}({vt}, {vt}, {vt})")
+        blocks = band_blocks(w[:, :n_cols], v, self.ACCS)
+        g_w = m.const_array("fb_w", np.concatenate([b[3].reshape(-1) for b in blocks] + [np.zeros(1, np.float32)]))
+        off = 0
         acc = k.r["acc"]
-        with fn.loop("0", str(w.shape[0]), hint="filt") as f:
-            s = fn.load_at("i32", g_s, f)
-            ln = fn.load_at("i32", g_l, f)
-            o = fn.load_at("i32", g_o, f)
-            x = fn.gep("float", k.ins[0], s)
-            wv = fn.gep("float", g_w, o)
-            fn.store(d, lit(0.0, d), acc)
-            with fn.loop("0", ln, hint="tap") as i:
-                wi = fn.assign(f"fpext float {fn.load_at('float', wv, i)} to double")
-                xi = fn.assign(f"fpext float {fn.load_at('float', x, i)} to double")
-                fn.store(d, fn.fadd(fn.load(d, acc), fn.fmul(wi, xi, d), d, fast="reduce"), acc)
-            fn.store_at("float", fn.assign(f"fptrunc double {fn.load(d, acc)} to float"), k.out, f)
+        for f0, c0, length, _ in blocks:
+            out = fn.gep("float", acc, f0)
+            if length == 0:
+                fn.store(vt, "zeroinitializer" if v > 1 else lit(0.0, "float"), out)
+                continue
+            accs = self.ACCS if length % self.ACCS == 0 else 1
+            slots = []
+            for _ in range(accs):
+                a = fn.alloca(vt, "fb")
+                fn.store(vt, "zeroinitializer" if v > 1 else lit(0.0, "float"), a)
+                slots.append(a)
+            base = fn.gep("float", g_w, off)
+            with fn.loop("0", str(length), step=accs, hint="fb") as c:
+                for q, a in enumerate(slots):
+                    cq = fn.iop("add", c, str(q)) if q else c
+                    xv = fn.load_at("float", k.ins[0], fn.iop("add", cq, str(c0)), "x")
+                    xs = fn.splat("float", v, xv) if v > 1 else xv
+                    wv = fn.load(vt, fn.gep("float", base, fn.iop("mul", cq, str(v))), "w")
+                    r = fn.call(vt, f"@{fma}", [(vt, wv), (vt, xs), (vt, fn.load(vt, a))])
+                    fn.store(vt, r, a)
+            parts = [fn.load(vt, a) for a in slots]
+            while len(parts) > 1:
+                parts = [fn.fadd(parts[i], parts[i + 1], vt, fast=False) for i in range(0, len(parts), 2)]
+            fn.store(vt, parts[0], out)
+            off += length * v
+        fn.memcpy(k.out, acc, 4 * w.shape[0])
 
 
 @lowering("log")

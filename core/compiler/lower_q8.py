@@ -46,11 +46,12 @@ def quantize_into(fn, q: str, x: str, n: int, act_scale: float, act_bits: int, u
 VNNI_TILES = 4  # 16-row tiles per pass over x: four independent vpdpbusd chains share each broadcast
 
 
-def vnni_layout(wp: np.ndarray, kp: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, kp) int8 -> per 16-row tile and group of 4 columns, the 16 x 4 bytes one vpdpbusd
-    reads (tile-major, then column group); and -128 * sum of each row (the offset's correction)."""
+def vnni_layout(wp: np.ndarray, kp: int, tile: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, kp) int8 -> per `tile`-row tile and group of 4 columns, the tile x 4 bytes one vpdpbusd
+    (16 rows) or one vpmaddubsw (8 rows) reads (tile-major, then column group); and -128 * sum of
+    each row (the VNNI offset's correction)."""
     rows = wp.shape[0]
-    w4 = wp.reshape(rows // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    w4 = wp.reshape(rows // tile, tile, kp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
     return np.ascontiguousarray(w4), -128 * wp.astype(np.int64).sum(axis=1)
 
 
@@ -90,16 +91,71 @@ def matvec_vnni(fn, y: str, w4: str, corr: str, u: str, rows: int, kp: int, scal
             fn.emit(f"store <16 x float> {v}, ptr {fn.gep('float', y, 16 * t)}, align 64")
 
 
+AVX2_TILES = 4  # 8-row tiles per pass over x
+
+
+def matvec_avx2(fn, y: str, w4: str, q: str, rows: int, kp: int, scale: str, bias: str | None) -> None:
+    """y[0:rows] = float32(sum_k w[r, k] * q[k]) * scale[r] + bias[r] with AVX2 (no VNNI): per 8-row
+    tile and 4 columns, vpmaddubsw(|w|, sign(w) * q) multiplies bytes and adds pairs into int16,
+    vpmaddwd by ones adds those pairs into the row's int32 lane. |w| <= 127 and |q| <= 127, so a
+    pair is at most 2 * 127 * 127 = 32258 < 2^15: vpmaddubsw never saturates and the int32 sums
+    are exact (the same as the plain loop and the interpreter)."""
+    m = fn.module
+    sign, mul, madd, absb = ("llvm.x86.avx2.psign.b", "llvm.x86.avx2.pmadd.ub.sw", "llvm.x86.avx2.pmadd.wd",
+                             "llvm.abs.v32i8")
+    m.declare(sign, f"declare <32 x i8> @{sign}(<32 x i8>, <32 x i8>)")
+    m.declare(mul, f"declare <16 x i16> @{mul}(<32 x i8>, <32 x i8>)")
+    m.declare(madd, f"declare <8 x i32> @{madd}(<16 x i16>, <16 x i16>)")
+    m.declare(absb, f"declare <32 x i8> @{absb}(<32 x i8>, i1)")
+    ones = "<" + ", ".join(["i16 1"] * 16) + ">"
+    ntile, kg = rows // 8, kp // 4
+    for g0 in range(0, ntile, AVX2_TILES):
+        ts = list(range(g0, min(g0 + AVX2_TILES, ntile)))
+        accs = []
+        for _ in ts:
+            a = fn.alloca("<8 x i32>", "acc")
+            fn.emit(f"store <8 x i32> zeroinitializer, ptr {a}, align 32")
+            accs.append(a)
+        with fn.loop("0", str(kg), hint="avx2") as j:
+            xb = fn.assign(f"bitcast <8 x i32> {fn.splat('i32', 8, fn.load_at('i32', q, j, 'x'))} to <32 x i8>")
+            for t, a in zip(ts, accs):
+                off = fn.iop("add", fn.iop("mul", j, "32"), str(t * kg * 32))
+                wv = fn.assign(f"load <32 x i8>, ptr {fn.gep('i8', w4, off, 'w')}, align 32", "w")
+                aw = fn.assign(f"call <32 x i8> @{absb}(<32 x i8> {wv}, i1 false)", "aw")
+                sx = fn.assign(f"call <32 x i8> @{sign}(<32 x i8> {xb}, <32 x i8> {wv})", "sx")
+                p16 = fn.assign(f"call <16 x i16> @{mul}(<32 x i8> {aw}, <32 x i8> {sx})", "p")
+                p32 = fn.assign(f"call <8 x i32> @{madd}(<16 x i16> {p16}, <16 x i16> {ones})", "p")
+                av = fn.assign(f"load <8 x i32>, ptr {a}, align 32", "a")
+                fn.emit(f"store <8 x i32> {fn.iop('add', av, p32, '<8 x i32>')}, ptr {a}, align 32")
+        for t, a in zip(ts, accs):
+            av = fn.assign(f"load <8 x i32>, ptr {a}, align 32", "a")
+            v = fn.assign(f"sitofp <8 x i32> {av} to <8 x float>")
+            s = fn.assign(f"load <8 x float>, ptr {fn.gep('float', scale, 8 * t)}, align 32")
+            v = fn.assign(f"fmul <8 x float> {v}, {s}")
+            if bias is not None:
+                b = fn.assign(f"load <8 x float>, ptr {fn.gep('float', bias, 8 * t)}, align 32")
+                v = fn.assign(f"fadd <8 x float> {v}, {b}")
+            fn.emit(f"store <8 x float> {v}, ptr {fn.gep('float', y, 8 * t)}, align 32")
+
+
 def emit_matvec_q8(k: Kernel, y: str, tag: str, wp: np.ndarray, kp: int, q: str, x: str, n: int,
                    act_scale: float, act_bits: int, scale: str, bias: str | None) -> None:
-    """Quantize x[0:n] into q, then y = dequantised W @ q: VNNI tiles where the target has AVX-512
-    VNNI and the activations are 8-bit, else one vectorised dot-product loop per row."""
+    """Quantize x[0:n] into q, then y = dequantised W @ q: with 8-bit activations VNNI tiles where
+    the target has AVX-512 VNNI, AVX2 tiles (vpmaddubsw + vpmaddwd) where it has AVX2, else one
+    vectorised dot-product loop per row."""
     fn, m = k.fn, k.m
     if act_bits == 8 and kernels.has_vnni(k.options):
-        w4, corr = vnni_layout(wp, kp)
+        k4 = pad(n, 4)  # vpdpbusd reads 4 columns per lane: the 32-column padding would be zeros read
+        w4, corr = vnni_layout(np.ascontiguousarray(wp[:, :k4]), k4)
         quantize_into(fn, q, x, n, act_scale, act_bits, unsigned=True)
         matvec_vnni(fn, y, m.const_array(tag + "_w4", w4, "i8"), m.const_array(tag + "_c", corr, "i32"), q,
-                    wp.shape[0], kp, scale, bias)
+                    wp.shape[0], k4, scale, bias)
+        return
+    if act_bits == 8 and kernels.has_avx2(k.options):
+        k4 = pad(n, 4)
+        w4, _ = vnni_layout(np.ascontiguousarray(wp[:, :k4]), k4, tile=8)
+        quantize_into(fn, q, x, n, act_scale, act_bits)
+        matvec_avx2(fn, y, m.const_array(tag + "_w8", w4, "i8"), q, wp.shape[0], k4, scale, bias)
         return
     quantize_into(fn, q, x, n, act_scale, act_bits)
     matvec_q8(fn, y, m.const_array(tag + "_w", wp, "i8"), q, wp.shape[0], kp, act_bits, scale, bias, k.r["dot"])

@@ -19,6 +19,12 @@ from core.errors import CompileError
 _TRIPLE = re.compile(r"^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+){1,4}$")
 _FEATURE = re.compile(r"^[+-][A-Za-z0-9_.-]+$")
 
+# what the x86-64 micro-architecture levels imply (the psABI's levels; LLVM's cpus of those names)
+_X86_V2 = ("+cx16", "+sse3", "+ssse3", "+sse4.1", "+sse4.2", "+popcnt", "+sahf")
+_X86_V3 = _X86_V2 + ("+avx", "+avx2", "+fma", "+f16c", "+bmi", "+bmi2", "+lzcnt", "+movbe")
+_X86_V4 = _X86_V3 + ("+avx512f", "+avx512bw", "+avx512cd", "+avx512dq", "+avx512vl")
+CPU_LEVEL_FEATURES = {"x86-64-v2": _X86_V2, "x86-64-v3": _X86_V3, "x86-64-v4": _X86_V4}
+
 
 @dataclass(frozen=True)
 class Target:
@@ -43,6 +49,18 @@ class Target:
     @property
     def arch(self) -> str:
         return self.triple.split("-", 1)[0]
+
+    @property
+    def feature_set(self) -> frozenset[str]:
+        """The "+feature"s the code may use: those a CPU level (x86-64-v3, ...) implies, then the
+        features string in order (a "-feature" there removes one)."""
+        out = set(CPU_LEVEL_FEATURES.get(self.cpu, ()))
+        for f in (f for f in self.features.split(",") if f):
+            if f.startswith("-"):
+                out.discard("+" + f[1:])
+            else:
+                out.add(f)
+        return frozenset(out)
 
     @property
     def is_arm32(self) -> bool:

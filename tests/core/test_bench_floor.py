@@ -1,6 +1,6 @@
 """kws bench's machine-floor lines: where the weights live (by size against the cache sizes), the
 floor of each stage (max of bytes over the measured read bandwidth and FLOPs over the measured FMA
-rate; the featurizer at half the float32 rate, float64) and our times as multiples of it. The
+rate, float32 for both stages) and our times as multiples of it. The
 measurements are replaced by fixed numbers here, so the arithmetic is checked, not this CPU."""
 
 import pytest
@@ -14,7 +14,7 @@ def test_floor_lines(capsys, monkeypatch):
                                                             (3, "Unified", 32 << 20)])
     monkeypatch.setattr(roofline, "read_bandwidth", lambda nbytes, k, repeat: 200.0 if nbytes <= 48 << 10 else 100.0)
     monkeypatch.setattr(roofline, "fma_rate", lambda k, repeat: 200.0)
-    fs = {"macs": 10_000, "weight_bytes": 80 << 10}  # 20 kFLOP at 100 GFLOP/s (float64): 0.2 us; 80 KiB: 0.82 us
+    fs = {"macs": 10_000, "weight_bytes": 80 << 10}  # 20 kFLOP at 200 GFLOP/s: 0.1 us; 80 KiB: 0.82 us
     cs = {"macs": 182_175, "weight_bytes": 734_844}  # 7.35 us at 100 GB/s beats 1.82 us of FLOPs
     t = bench.Table({"featurizer": fs["macs"], "classifier": cs["macs"]}, {"featurizer": 0, "classifier": 734_844})
     t.rows["compiled, one native call per frame"] = {"featurizer": 3.0, "classifier": 10.0, "both": 12.0}
@@ -32,3 +32,16 @@ def test_floor_lines(capsys, monkeypatch):
     q_floor = 194_680 / 100e3  # int8: bytes-bound too (FLOPs at 4x the float rate)
     assert f"int8 classifier {4.0 / q_floor:.2f}x its floor {q_floor:.2f} us (190 KiB in L2)" in out, out
     assert q_floor == pytest.approx(1.9468)
+
+
+def test_featurizer_floor_is_at_the_float32_rate(capsys, monkeypatch):
+    """The featurizer runs in float32 vector code: its FLOP floor is at the full float32 FMA rate."""
+    monkeypatch.setattr(roofline, "cache_levels", lambda: [(1, "Data", 48 << 10), (2, "Unified", 2 << 20)])
+    monkeypatch.setattr(roofline, "read_bandwidth", lambda nbytes, k, repeat: 200.0)
+    monkeypatch.setattr(roofline, "fma_rate", lambda k, repeat: 200.0)
+    fs = {"macs": 200_000, "weight_bytes": 8 << 10}  # 400 kFLOP at 200 GFLOP/s: 2.0 us; 8 KiB: 0.04 us
+    cs = {"macs": 1000, "weight_bytes": 4000}
+    t = bench.Table({"featurizer": fs["macs"], "classifier": cs["macs"]}, {"featurizer": 0, "classifier": 4000})
+    t.rows["compiled, one native call per frame"] = {"featurizer": 3.0, "classifier": 1.0, "both": 4.0}
+    bench._floor(t, fs, cs, None)
+    assert "featurizer floor 2.00 us" in capsys.readouterr().out

@@ -6,6 +6,9 @@
 - int8 with AVX-512 VNNI: the 16 x 4 byte layout and the +128 offset with its row-sum correction
   give exactly the integer dot products W @ q (numpy emulation, any machine); the code is chosen
   by the target's features; on a VNNI host it matches the plain loop bit for bit.
+- int8 with AVX2 (no VNNI): vpmaddubsw(|w|, sign(w) q) never saturates (numpy emulation of the
+  instructions on the extreme values), the code is chosen from the target's features (an x86-64-v3
+  cpu implies AVX2), and on an AVX2 host it equals the plain loop and the interpreter bit for bit.
 - roofline: cache sizes from a sysfs-like folder, where bytes live, the floor formula, and the two
   measuring kernels compute what they claim (exact sums).
 Timings are never asserted (they live in `kws bench`)."""
@@ -79,7 +82,7 @@ def test_vnni_code_is_chosen_by_the_target(recipe):
 def test_vnni_matches_the_plain_loop_bit_for_bit(recipe):
     q, feats = _q8_dense(recipe)
     fast = CompiledModel(q, "kq_vnni").run(feats)
-    plain = CompiledModel(q, "kq_plain", options={"target": _host_variant("+avx2,+fma")}).run(feats)
+    plain = CompiledModel(q, "kq_plain", options={"target": _host_variant("+sse4.2")}).run(feats)  # per-row loop
     np.testing.assert_array_equal(fast, plain)
     # and a dense_q8 alone, whose other ops are exact: equal to the interpreter bit for bit
     rng = np.random.default_rng(3)
@@ -89,6 +92,60 @@ def test_vnni_matches_the_plain_loop_bit_for_bit(recipe):
                ("output", {}, {})], {})
     dq = quantize_graph(d, calibrate(d, [feats]))
     np.testing.assert_array_equal(CompiledModel(dq, "kq_dense").run(feats), Interpreter(dq).run(feats))
+
+
+def _avx2_dot(w: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The AVX2 kernel's integer arithmetic, instruction by instruction, for (rows, 4k) int8 weights:
+    vpsignb, vpmaddubsw (int16 pair sums, saturating), vpmaddwd by ones, int32 adds."""
+    aw = np.abs(w.astype(np.int64))
+    sx = np.sign(w.astype(np.int64)) * q.astype(np.int64)[None, :]
+    prod = aw * sx
+    pairs = prod[:, 0::2] + prod[:, 1::2]
+    p16 = np.clip(pairs, -(2**15), 2**15 - 1)  # vpmaddubsw saturates to int16
+    return p16.sum(axis=1)
+
+
+def test_avx2_int8_products_never_saturate():
+    rng = np.random.default_rng(4)
+    extremes = np.array([127, -127, 127, -127, 0, 1, -1, 127], np.int8)
+    w = np.concatenate([rng.integers(-127, 128, (40, 64)), np.tile(extremes, (4, 8)),
+                        np.full((2, 64), 127), np.full((2, 64), -127)]).astype(np.int8)
+    for q in (rng.integers(-127, 128, 64), np.full(64, 127), np.full(64, -127), np.tile([127, -127], 32)):
+        np.testing.assert_array_equal(_avx2_dot(w, q), w.astype(np.int64) @ q.astype(np.int64))
+
+
+def test_cpu_levels_imply_their_features():
+    v3 = Target("x86_64-unknown-linux-gnu", "x86-64-v3", "", 3, "v3")
+    assert {"+avx2", "+fma"} <= v3.feature_set and "+avx512f" not in v3.feature_set
+    assert "+avx2" not in Target("x86_64-unknown-linux-gnu", "x86-64-v3", "-avx2", 3, "v3").feature_set
+    assert "+avx2" not in Target("x86_64-unknown-linux-gnu", "x86-64-v2", "", 3, "v2").feature_set
+    assert Target("x86_64-unknown-linux-gnu", "generic", "+avx2", 3, "c").feature_set == {"+avx2"}
+
+
+def test_avx2_code_is_chosen_by_the_target(recipe):
+    q, _ = _q8_dense(recipe)
+    v3 = Target("x86_64-unknown-linux-gnu", "x86-64-v3", "", 3, "v3")
+    v2 = Target("x86_64-unknown-linux-gnu", "x86-64-v2", "", 3, "v2")
+    a3 = assembly(lower(q, "m", options={"target": v3}), v3)
+    assert "vpmaddubsw" in a3 and "vpdpbusd" not in a3
+    assert "vpmaddubsw" not in assembly(lower(q, "m", options={"target": v2}), v2)
+
+
+@pytest.mark.skipif("+avx2" not in host_features().split(","), reason="this CPU has no AVX2")
+def test_avx2_matches_the_plain_loop_and_the_interpreter_bit_for_bit(recipe, monkeypatch):
+    q, feats = _q8_dense(recipe)
+    monkeypatch.setenv("KWS_HOST_CPU", "x86-64-v3")  # Target.host(): code for an AVX2 machine without VNNI
+    fast = CompiledModel(q, "kq_avx2").run(feats)
+    v2 = Target(host_triple(), "x86-64-v2", "", 3, "v2")  # the plain per-row loop
+    plain = CompiledModel(q, "kq_v2", options={"target": v2}).run(feats)
+    np.testing.assert_array_equal(fast, plain)
+    rng = np.random.default_rng(5)
+    d = chain([("input", {"size": 80}, {}),
+               ("dense", {}, {"weight": rng.normal(0, 0.2, (40, 80)).astype(np.float32),
+                              "bias": rng.normal(0, 0.1, 40).astype(np.float32)}),
+               ("output", {}, {})], {})
+    dq = quantize_graph(d, calibrate(d, [feats]))
+    np.testing.assert_array_equal(CompiledModel(dq, "kq_dense2").run(feats), Interpreter(dq).run(feats))
 
 
 def test_cache_levels_and_residence(tmp_path):

@@ -77,11 +77,11 @@ def test_microcontroller_image_runs_under_qemu_like_the_host(q8, shared_data, tm
     wav = shared_data / "ell_examples" / clip
     folder = tmp_path / name
     export([feat, clf], folder, target=t, module_name="kws", categories=cats, demo_clip=wav)
-    # no malloc, no files: the object needs nothing but memcpy/memset, sqrt (float64 FFT magnitudes on
-    # cores without a double-precision FPU) and the compiler's runtime helpers
+    # no malloc, no files: the object needs nothing but memcpy/memset, sqrtf (FFT magnitudes on cores
+    # without an FPU: libm's, linked with -lm) and the compiler's runtime helpers
     nm = subprocess.run([tool("arm-none-eabi-nm"), "-u", str(folder / "kws.o")], capture_output=True, text=True)
     undefined = {u for u in set(nm.stdout.split()) - {"U"} if not u.startswith("__aeabi_")}
-    assert undefined <= {"memcpy", "memset", "memmove", "sqrt"}, undefined
+    assert undefined <= {"memcpy", "memset", "memmove", "sqrtf"}, undefined
     ctx = int(re.search(r"#define KWS_CONTEXT_SIZE (\d+)", (folder / "kws.h").read_text()).group(1))
     assert f"ret i32 {ctx}\n" in lower([feat, clf], "kws")  # the header states the context the code uses
     attrs = subprocess.run([tool("arm-none-eabi-readelf"), "-A", str(folder / "kws.o")], capture_output=True,
