@@ -128,10 +128,12 @@ class FftMag(OpLowering):
     """Real FFT of n_fft points in float32: a complex radix-2 FFT of n_fft/2 points over
     z = even + i odd samples, then the split X[k] = E[k] + W^k O[k], then |X| or |X|^2 / n_fft.
 
-    Stages whose half-span is at least one vector register of the target run on whole registers
-    (butterflies of V consecutive pairs, twiddles from per-stage tables); shorter stages are
-    unrolled with constant twiddles (LLVM's SLP vectoriser packs them); the split runs on
-    registers too, the mirrored bins h - i read as one reversed vector. Float32 error: O(log2 n) u
+    The bit-reversed gather is fused with the first stage; stages whose half-span is at least one
+    vector register of V floats run on whole registers (V butterflies at a time, twiddles from
+    per-stage tables); the shorter ones act within each aligned register's worth of values and
+    run in registers (shufflevector splits and merges the butterfly halves; constant twiddles);
+    without SIMD they are unrolled with constant twiddles. The split runs on registers too, the
+    mirrored bins h - i read as one reversed vector. Float32 error: O(log2 n) u
     relative to the spectrum's norm (Higham, Accuracy and Stability, Thm 24.2), spread over the
     bins like white noise; tests/core/compiler_helpers.float32_rtol models it that way.
     """
@@ -189,13 +191,51 @@ class FftMag(OpLowering):
         twr = m.const_array(f"fft_twr_{n}", tw.real.astype(np.float32))
         twi = m.const_array(f"fft_twi_{n}", tw.imag.astype(np.float32))
         s = 2
+        if v > 1 and s < v:  # stages 2 .. v/2 inside each register of v values, in registers
+            self._register_stages(fn, re, im, tw, h, v)
+            s = v
         while s < h:
-            if s < max(v, 8):  # short stages: butterflies unrolled with constant twiddles
+            if v == 1 and s < 8:  # no SIMD: short stages unrolled with constant twiddles
                 self._small_stage(fn, re, im, tw, s, h)
             else:
                 self._stage(fn, re, im, twr, twi, s, h, v)
             s *= 2
         self._split(fn, m, k, re, im, n, v)
+
+    def _register_stages(self, fn, re, im, tw, h, v):
+        """The stages with half-span 2 .. v/2 act within aligned blocks of v values: per block one
+        load of re and im, each stage splits the lanes into butterfly halves (shufflevector with
+        constant masks), multiplies by constant twiddles, adds/subtracts and merges them back."""
+        vt, ht = f"<{v} x float>", f"<{v // 2} x float>"
+
+        def shuffle(a, b, lanes, ty):
+            mask = "<" + ", ".join(f"i32 {i}" for i in lanes) + ">"
+            return fn.assign(f"shufflevector {ty} {a}, {ty} {b}, <{len(lanes)} x i32> {mask}")
+
+        def const(vals):
+            return "<" + ", ".join(f"float {lit(float(x), 'float')}" for x in vals) + ">"
+
+        with fn.loop("0", str(h), step=v, hint="fftreg") as g:
+            pr, pi = fn.gep("float", re, g), fn.gep("float", im, g)
+            xr, xi = fn.load(vt, pr), fn.load(vt, pi)
+            s = 2
+            while s < v:
+                lo = [b + j for b in range(0, v, 2 * s) for j in range(s)]
+                hi = [i + s for i in lo]
+                ar, ai = shuffle(xr, xr, lo, vt), shuffle(xi, xi, lo, vt)
+                br, bi = shuffle(xr, xr, hi, vt), shuffle(xi, xi, hi, vt)
+                w = tw[s + np.array([i % s for i in range(v // 2)])]
+                wr, wi = const(w.real), const(w.imag)
+                tr = fn.fsub(fn.fmul(wr, br, ht), fn.fmul(wi, bi, ht), ht)
+                ti = fn.fadd(fn.fmul(wr, bi, ht), fn.fmul(wi, br, ht), ht)
+                sr, si = fn.fadd(ar, tr, ht), fn.fadd(ai, ti, ht)
+                dr, di = fn.fsub(ar, tr, ht), fn.fsub(ai, ti, ht)
+                # lane p of the block: the sum for the first half of its group, the difference after
+                merge = [(p // (2 * s)) * s + p % (2 * s) + (v // 2 - s if p % (2 * s) >= s else 0) for p in range(v)]
+                xr, xi = shuffle(sr, dr, merge, ht), shuffle(si, di, merge, ht)
+                s *= 2
+            fn.store(vt, xr, pr)
+            fn.store(vt, xi, pi)
 
     def _butterfly(self, fn, re, im, a, b, wr, wi, ty="float"):
         """(z[a], z[b]) <- (z[a] + w z[b], z[a] - w z[b]); `ty` float or <V x float> from a, b."""

@@ -25,7 +25,7 @@ def test_floor_lines(capsys, monkeypatch):
     f_floor, c_floor = (80 << 10) / 100e3, 734_844 / 100e3
     assert "classifier weights 718 KiB live in L2" in out, out
     assert f"classifier floor {c_floor:.2f} us (bandwidth-bound)" in out, out
-    assert f"featurizer floor {f_floor:.2f} us (80 KiB tables in L2" in out, out
+    assert f"featurizer floor {f_floor:.2f} us (80.0 KiB of non-zero tables in L2" in out, out
     floor = f_floor + c_floor
     assert f"= {12.0 / floor:.2f}x the floor {floor:.2f} us; {11.0 / floor:.2f}x in block calls" in out, out
     assert f"classifier alone {10.0 / c_floor:.2f}x" in out, out
@@ -45,3 +45,12 @@ def test_featurizer_floor_is_at_the_float32_rate(capsys, monkeypatch):
     t.rows["compiled, one native call per frame"] = {"featurizer": 3.0, "classifier": 1.0, "both": 4.0}
     bench._floor(t, fs, cs, None)
     assert "featurizer floor 2.00 us" in capsys.readouterr().out
+
+
+def test_featurizer_floor_reads_only_the_non_zero_filterbank():
+    """A mel bank is mostly zeros: the floor counts the weights a frame must read, the non-zero ones."""
+    from core.features.featurizer import FeaturizerConfig, build_featurizer
+
+    g = build_featurizer(FeaturizerConfig(sample_rate=16000, window_size=512, hop_length=512, n_filters=80))
+    w = g.by_op("filterbank")[0].params["weights"]
+    assert bench._needed_bytes(g) == 4 * int((w != 0).sum()) < w.nbytes / 10
