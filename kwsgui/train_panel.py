@@ -54,14 +54,14 @@ GROUPS = {
               "tcn_channels", "tcn_kernel", "dropout", "normalize"),
     "Optimiser": ("epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "momentum"),
     "Schedule": ("scheduler", "lr_step_size", "lr_gamma", "lr_min"),
-    "Regularisation": ("spec_augment", "label_smoothing", "context_prob"),
+    "Regularisation": ("spec_augment", "label_smoothing", "context_prob", "context_rows"),
     "Teacher (distillation)": ("teacher", "teacher_featurizer", "teacher_categories", "teacher_mode",
                                "distill_weight", "temperature", "mix_prob", "teacher_vad"),
     "Run": ("device", "seed"),
 }
 INT_RANGES = {"num_layers": (1, 3), "hidden_size": (1, 4096), "tcn_channels": (1, 1024),
               "tcn_kernel": (2, 31), "epochs": (1, 10000), "batch_size": (1, 65536),
-              "lr_step_size": (1, 10000), "seed": (0, 2**31 - 1)}
+              "lr_step_size": (1, 10000), "context_rows": (1, 16), "seed": (0, 2**31 - 1)}
 
 
 class TrainPanel(Panel):

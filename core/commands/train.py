@@ -57,6 +57,8 @@ def add_arguments(p):
                    help="share of each target spread over the other classes")
     p.add_argument("--context-prob", type=float, default=d.context_prob,
                    help="share of batches trained after unrelated context, for continuous streams")
+    p.add_argument("--context-rows", type=int, default=d.context_rows,
+                   help="the context is a random-length tail of up to this many other rows")
     t = p.add_argument_group("distillation (teacher-student)")
     t.add_argument("--teacher", default=d.teacher, metavar="MODEL",
                    help="a trained model (.ell, .onnx, .kwm) whose probabilities the student learns from")

@@ -42,6 +42,7 @@ class TrainConfig:
     # probability that a batch is trained after unrelated context (another row's frames played
     # first, state carried): teaches the model to recover in a continuous stream
     context_prob: float = 0.0
+    context_rows: int = 1  # the context is the tail of up to this many other rows (continuous streams)
     # knowledge distillation: a teacher model (any model the app loads) gives soft targets.
     # online: it labels every batch as trained (fresh views: SpecAugment, context, mixtures);
     # dataset: the soft targets stored by `kws dataset --teacher` (any teacher featurizer)
@@ -79,7 +80,8 @@ class TrainConfig:
             bad("scheduler", f"choose one of {', '.join(SCHEDULERS)}")
         if not 1 <= self.num_layers <= 3:
             bad("num_layers", "must be 1, 2 or 3")
-        for name in ("hidden_size", "epochs", "batch_size", "tcn_channels", "bc_channels", "bc_blocks", "lr_step_size"):
+        for name in ("hidden_size", "epochs", "batch_size", "tcn_channels", "bc_channels", "bc_blocks", "lr_step_size",
+                     "context_rows"):
             if getattr(self, name) < 1:
                 bad(name, "must be >= 1")
         if self.tcn_kernel < 2:

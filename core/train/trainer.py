@@ -251,6 +251,14 @@ class Trainer:
         yb[idx] = -1
         return xb, yb
 
+    def _context(self, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """A random-length tail of 1..context_rows shuffled copies of the batch's rows, end to end."""
+        n = self.cfg.context_rows
+        rows = 1 if n == 1 else int(torch.randint(1, n + 1, (1,), generator=gen))
+        ctx = torch.cat([xb[torch.randperm(len(xb), generator=gen).to(xb.device)] for _ in range(rows)], dim=1)
+        keep = int(torch.randint(1, ctx.shape[1] + 1, (1,), generator=gen))
+        return ctx[:, -keep:]
+
     def _loss(self, out: torch.Tensor, yb: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
         """NLL of the true label; with a teacher, Hinton's distillation term T^2 KL(q_T || p_T)
         mixed in by distill_weight. Rows without a label learn from the teacher alone; the teacher
@@ -329,18 +337,17 @@ class Trainer:
             xb, yb = self.x[idx], self.y[idx]
             if cfg.spec_augment:
                 xb = spec_augment(xb, gen)
-            if cfg.context_prob and float(torch.rand(1, generator=gen)) < cfg.context_prob:
-                # unrelated frames first (a random-length tail of other rows), label = the last row's
-                ctx = xb[torch.randperm(len(xb), generator=gen).to(xb.device)]
-                keep = int(torch.randint(1, xb.shape[1] + 1, (1,), generator=gen))
-                xb = torch.cat([ctx[:, -keep:], xb], dim=1)
             q = None
-            if self.teacher is not None:  # fresh soft targets for exactly what the student sees
+            if self.teacher is not None:  # fresh soft targets for the row the student hears
                 if cfg.mix_prob:
                     xb, yb = self._mix(xb, yb, gen)
                 q = torch.from_numpy(self.teacher.label_rows(xb.detach().cpu().numpy())).to(self.device)
             elif self.soft is not None:
                 q = self.soft[idx]
+            if cfg.context_prob and float(torch.rand(1, generator=gen)) < cfg.context_prob:
+                # unrelated frames first (a random-length tail of up to context_rows other rows,
+                # state carried), the target = the row's own (the teacher labelled the row alone)
+                xb = torch.cat([self._context(xb, gen), xb], dim=1)
             out = self.net(xb)[:, -1]
             loss = self._loss(out, yb, q)
             self.opt.zero_grad(set_to_none=True)

@@ -140,3 +140,26 @@ def test_train_command_end_to_end(data_dir, tmp_path):
                             "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "resuming after epoch 2" in again.stdout, again.stderr
     assert "epoch   3/3" in again.stdout and "epoch   1/3" not in again.stdout
+
+
+def test_context_rows_play_other_rows_first_and_the_teacher_labels_the_row_alone(data_dir, tmp_path):
+    """--context-rows: the student hears a tail of up to N other rows before each row (state carried);
+    the teacher's soft target is taken on the row alone, so context never changes what it says."""
+    cfg = TrainConfig(epochs=3, context_prob=1.0, context_rows=3, **{k: v for k, v in FAST.items() if k != "epochs"})
+    tr = Trainer(cfg, load_splits(data_dir), tmp_path)
+    frames = tr.x.shape[1]
+    teacher_rows, student_rows = [], []
+
+    class Recorder:  # records what the teacher is asked to label; says "uniform"
+        covered = np.ones(len(CATS), bool)
+
+        def label_rows(self, rows):
+            teacher_rows.append(rows.shape)
+            return np.full((len(rows), len(CATS)), 1 / len(CATS), np.float32)
+
+    tr.teacher, tr.covered, tr.bg_index = Recorder(), torch.ones(len(CATS), dtype=torch.bool), 0
+    tr.net.register_forward_pre_hook(lambda m, args: student_rows.append(args[0].shape) if m.training else None)
+    tr.fit()
+    assert teacher_rows and all(s[1] == frames for s in teacher_rows)
+    lengths = {s[1] for s in student_rows}
+    assert all(frames < n <= 4 * frames for n in lengths) and max(lengths) > 2 * frames
