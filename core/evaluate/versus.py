@@ -1,7 +1,7 @@
 """Two models side by side on held-out sets (`kws versus`): pass rate reset per clip for both,
-and the first model as one continuous stream (shuffled, seeded) with its own VAD, the way a user
-hears it. The reference model's VAD is removed by default: reset per clip, its VAD only wipes
-state inside a clip."""
+and both as one continuous stream (shuffled, seeded) with their own VADs, the way a user hears
+them. For reset per clip the other model's VAD is removed by default (reset per clip, a VAD only
+wipes state inside a clip)."""
 
 from __future__ import annotations
 
@@ -28,29 +28,35 @@ class VersusRow:
     ours_reset: float
     other_reset: float
     ours_continuous: float  # continuous stream, shuffled, with the model's own VAD (if it has one)
+    other_continuous: float
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def versus(ours: Model, other: Model, sets: dict[str, list[tuple[Path, str]]], seed: int = 0,
-           on_row: Callable[[VersusRow], None] | None = None) -> list[VersusRow]:
+           on_row: Callable[[VersusRow], None] | None = None, other_keep_vad: bool = False) -> list[VersusRow]:
+    from core.vad.model import strip_vad
+
+    other_reset = other.classifier if other_keep_vad else strip_vad(other.classifier)
     rows = []
     for name, clips in sets.items():
         a = evaluate_clips(KeywordSpotter(ours.featurizer, ours.classifier), ours.categories, clips, reset=True)
-        b = evaluate_clips(KeywordSpotter(other.featurizer, other.classifier), other.categories, clips, reset=True)
+        b = evaluate_clips(KeywordSpotter(other.featurizer, other_reset), other.categories, clips, reset=True)
         shuffled, _ = play_order(clips, continuous=True, seed=seed)
         c = evaluate_clips(KeywordSpotter(ours.featurizer, ours.classifier), ours.categories, shuffled, reset=False)
-        row = VersusRow(name, len(a.results), a.rate, b.rate, c.rate)
+        d = evaluate_clips(KeywordSpotter(other.featurizer, other.classifier), other.categories, shuffled, reset=False)
+        row = VersusRow(name, len(a.results), a.rate, b.rate, c.rate, d.rate)
         rows.append(row)
         if on_row:
             on_row(row)
     return rows
 
 
-HEADER = f"{'held-out set':40s} {'clips':>6s} {'ours reset':>11s} {'other reset':>12s} {'ours cont.+VAD':>15s}"
+HEADER = (f"{'held-out set':40s} {'clips':>6s} {'ours reset':>11s} {'other reset':>12s} {'ours cont.+VAD':>15s} "
+          f"{'other cont.+VAD':>16s}")
 
 
 def row_text(r: VersusRow) -> str:
     return (f"{r.name:40s} {r.clips:6d} {100 * r.ours_reset:10.1f}% {100 * r.other_reset:11.1f}% "
-            f"{100 * r.ours_continuous:14.1f}%")
+            f"{100 * r.ours_continuous:14.1f}% {100 * r.other_continuous:15.1f}%")

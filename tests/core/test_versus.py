@@ -5,7 +5,7 @@ import json
 import pytest
 
 from core.cli import main
-from core.evaluate.passrate import evaluate_clips, read_list
+from core.evaluate.passrate import evaluate_clips, play_order, read_list
 from core.models import load_categories, load_model
 from core.pipeline import KeywordSpotter
 from core.vad.model import strip_vad
@@ -36,3 +36,7 @@ def test_versus_prints_both_models_per_list(shared_data, tmp_path, capsys):
         ours = evaluate_clips(KeywordSpotter(feat, clf), cats, clips, reset=True)
         other = evaluate_clips(KeywordSpotter(feat, strip_vad(clf)), cats, clips, reset=True)
         assert (row["ours_reset"], row["other_reset"]) == (ours.rate, other.rate)
+        # both continuous with their own VADs, over the same shuffled order
+        shuffled, _ = play_order(clips, continuous=True, seed=0)
+        stream = evaluate_clips(KeywordSpotter(feat, clf), cats, shuffled, reset=False)
+        assert row["ours_continuous"] == row["other_continuous"] == stream.rate
