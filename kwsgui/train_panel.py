@@ -46,11 +46,12 @@ PATHS = {"init": "Model to start from (.kwm, .ell, .onnx)", "init_categories": "
          "teacher": "Teacher model (.ell, .onnx, .kwm)", "teacher_featurizer": "Teacher's own featurizer",
          "teacher_categories": "Teacher's categories file"}
 # short labels inside the Teacher group (its title says whose they are)
-LABELS = {"init": "start from", "init_categories": "its categories", "gate_activation": "gates",
+LABELS = {"init": "start from", "init_categories": "its categories", "init_outputs": "its outputs too",
+          "gate_activation": "gates",
           "teacher": "model", "teacher_featurizer": "featurizer", "teacher_categories": "categories",
           "teacher_mode": "labels", "teacher_vad": "keep its VAD", "distill_weight": "weight"}
 GROUPS = {
-    "Model": ("init", "init_categories", "architecture", "num_layers", "hidden_size", "gate_activation",
+    "Model": ("init", "init_categories", "init_outputs", "architecture", "num_layers", "hidden_size", "gate_activation",
               "tcn_channels", "tcn_kernel", "dropout", "normalize"),
     "Optimiser": ("epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "momentum"),
     "Schedule": ("scheduler", "lr_step_size", "lr_gamma", "lr_min"),

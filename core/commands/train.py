@@ -35,6 +35,8 @@ def add_arguments(p):
     a.add_argument("--init", default=d.init, metavar="MODEL",
                    help="start from a trained GRU/LSTM classifier (.kwm/.ell/.onnx): its layers replace the "
                         "architecture options, its outputs are matched to the categories by name (fine-tuning)")
+    a.add_argument("--init-layers-only", dest="init_outputs", action="store_false",
+                   help="take only the --init model's recurrent layers; a new output layer")
     a.add_argument("--init-categories", default=d.init_categories, metavar="FILE",
                    help="the --init model's categories, when its file does not carry them")
     o = p.add_argument_group("optimisation")

@@ -61,6 +61,7 @@ class TrainConfig:
     # output rows are matched to this dataset's categories by name (new classes start fresh)
     init: str = ""
     init_categories: str = ""  # when the init model does not carry its categories
+    init_outputs: bool = True  # False: only the recurrent layers come from the init model, a new output layer
     device: str = "auto"
     seed: int = 0
 

@@ -182,7 +182,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = arch.build(self.n_features, len(self.categories), cfg)
         if cfg.init:
-            init = apply_init(self.model, layout, init_categories, self.categories)
+            init = apply_init(self.model, layout, init_categories, self.categories, cfg.init_outputs)
         elif cfg.normalize:
             flat = tr.features.reshape(-1, self.n_features)
             std = flat.std(axis=0)

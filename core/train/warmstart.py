@@ -130,9 +130,12 @@ def load_init(path: str | os.PathLike, categories_file: str = "") -> tuple[RnnLa
     return layout, cats
 
 
-def apply_init(model, layout: RnnLayout, init_categories: list[str], categories: list[str]) -> dict:
+def apply_init(model, layout: RnnLayout, init_categories: list[str], categories: list[str],
+               outputs: bool = True) -> dict:
     """Copy the init weights into `model` (an arch.RNNSpotter built with adopt_architecture's
-    options). Returns which categories came from the init model and which start fresh."""
+    options); with outputs=False only the recurrent layers and normalisation (a new output layer,
+    e.g. for words the init model must not lend its knowledge to). Returns which categories came
+    from the init model and which start fresh."""
     from core.train.teacher import category_map
 
     rnn = model.rnn
@@ -157,7 +160,7 @@ def apply_init(model, layout: RnnLayout, init_categories: list[str], categories:
         for j, c in enumerate(categories):
             src = np.flatnonzero(mapping[:, j])
             # exactly one source row: copy it; several (e.g. many classes -> unknown) or none: fresh
-            if len(src) == 1:
+            if outputs and len(src) == 1:
                 model.head.weight[j].copy_(torch.from_numpy(layout.head_weight[src[0]]))
                 model.head.bias[j] = float(layout.head_bias[src[0]])
                 copied.append(c)

@@ -151,3 +151,16 @@ def test_what_cannot_be_a_starting_point_is_refused(tmp_path):
     if DEVKIT.is_dir():  # 80 DevKit features per frame, 8 in this dataset
         with pytest.raises(DataError, match="reads 80 features per frame, this dataset has 8"):
             Trainer(TrainConfig(init=str(DEVKIT / "classifier.ell"), epochs=1), load_splits(d), tmp_path / "x")
+
+
+def test_init_layers_only_gives_a_new_output_layer(tmp_path):
+    d = tmp_path / "ds"
+    save_dataset(d / "training.npz", _make(120, 0))
+    first = Trainer(TrainConfig(normalize=True, **{**FAST, "epochs": 1}), load_splits(d), tmp_path / "a")
+    first.fit()
+    a = first.finish()
+    second = Trainer(TrainConfig(init=a.outputs["model"], init_outputs=False, epochs=1), load_splits(d), tmp_path / "b")
+    assert second.result.config["init_categories_fresh"] == list(second.categories)
+    src, dst = first.model.cpu(), second.model.cpu()
+    assert torch.equal(dst.rnn.weight_ih_l0, src.rnn.weight_ih_l0)
+    assert not torch.equal(dst.head.weight, src.head.weight)
