@@ -52,8 +52,10 @@ OPTIONS = {
     "synth_copies": "augmented copies of each synthetic clip",
     "background_rows": "rows of pure noise (class background)",
     "held_out_percent": "synthetic voices kept out of training, for validation and calibration",
-    "hidden_size": "GRU units per layer",
-    "num_layers": "GRU layers",
+    "init": "start from this model's recurrent layers (trained on many real speakers), with a new output layer: "
+            "'default' = the bundled classifier; empty = from scratch",
+    "hidden_size": "GRU units per layer (from scratch)",
+    "num_layers": "GRU layers (from scratch)",
     "epochs": "training epochs",
     "target_fa_per_hour": "false accepts per hour the stored threshold may allow",
     "calibration_minutes": "length of the held-out stream the threshold is chosen on",
@@ -155,7 +157,7 @@ class KeywordPanel(Panel):
             self.options[name] = w
             label = QLabel(name.replace("_", " "))
             label.setToolTip(tip)
-            if name in ("engines", "teacher"):  # text: a row of its own
+            if name in ("engines", "teacher", "init"):  # text: a row of its own
                 r, c = r + (c > 0), 0
                 grid.addWidget(label, r, 0)
                 grid.addWidget(w, r, 1, 1, 3)
@@ -223,6 +225,11 @@ class KeywordPanel(Panel):
         if name == "teacher":
             w = PathField(self.settings, "keyword/teacher", mode="open", caption="Teacher model (.ell, .onnx, .kwm)",
                           placeholder="none")
+            w.set_path(str(value))
+            w.edit.setMinimumWidth(40)
+        elif name == "init":
+            w = PathField(self.settings, "keyword/init", mode="open", caption="Start from model (.kwm, .ell, .onnx)",
+                          placeholder="empty: from scratch; default: the bundled model's layers")
             w.set_path(str(value))
             w.edit.setMinimumWidth(40)
         elif name == "engines":

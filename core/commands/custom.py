@@ -30,8 +30,11 @@ def add_arguments(p):
     p.add_argument("--background-rows", type=int, default=d.background_rows, help="rows of pure noise")
     p.add_argument("--engines", metavar="E,...", help="speech engines to use (default: every one installed)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
-    p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="GRU units per layer")
-    p.add_argument("--num-layers", type=int, default=d.num_layers, help="GRU layers")
+    p.add_argument("--init", default=d.init, metavar="MODEL",
+                   help="start from this model's recurrent layers (trained on many real speakers; a new output "
+                        "layer): 'default' = the bundled classifier, '' = train from scratch")
+    p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="GRU units per layer (from scratch)")
+    p.add_argument("--num-layers", type=int, default=d.num_layers, help="GRU layers (from scratch)")
     p.add_argument("--target-fa-per-hour", type=float, default=d.target_fa_per_hour,
                    help="false accepts per hour the stored threshold may allow")
     p.add_argument("--calibration-minutes", type=float, default=d.calibration_minutes,
@@ -44,7 +47,7 @@ def main(args) -> int:
     cfg = CustomConfig(synth_per_word=args.synth_per_word, negative_takes=args.negative_takes,
                        user_copies=args.user_copies, background_rows=args.background_rows,
                        engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()) if args.engines else None,
-                       hidden_size=args.hidden_size, num_layers=args.num_layers, epochs=args.epochs,
+                       hidden_size=args.hidden_size, num_layers=args.num_layers, epochs=args.epochs, init=args.init,
                        teacher=args.teacher, target_fa_per_hour=args.target_fa_per_hour,
                        calibration_minutes=args.calibration_minutes, seed=args.seed,
                        jobs=args.jobs)

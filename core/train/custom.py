@@ -50,6 +50,10 @@ class CustomConfig:
     engines: tuple[str, ...] | None = None  # None: every speech engine found
     hidden_size: int = 64
     num_layers: int = 2
+    # start from the recurrent layers of a model trained on many real speakers (a new output layer:
+    # nothing it knows about your word, if it knew it, is used): "default" = the bundled classifier,
+    # a path = that model, "" = train from scratch (then hidden_size / num_layers apply)
+    init: str = "default"
     epochs: int = 15
     teacher: str = ""  # a model whose soft targets help (it must not be what the word is learnt from)
     target_fa_per_hour: float = 1.0
@@ -151,6 +155,7 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
     from core.pipeline import KeywordSpotter
     from core.progress import check_cancel
     from core.train.config import TrainConfig
+    from core.train.teacher import same_features
     from core.train.trainer import Splits, Trainer
 
     say = stage or (lambda _t: None)
@@ -230,10 +235,17 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
                     tuple(cats), parts[0].featurizer, {"recipe": "kws custom", "parts": [len(d) for d in parts]})
 
     say("training")
+    init = cfg.init
+    if init == "default":  # the bundled classifier's layers hear the bundled featurizer's features
+        same = featurizer_path is None or same_features(featurizer, models.load_model(models.DEFAULT_FEATURIZER))
+        init = str(models.DEFAULT_CLASSIFIER) if same else ""
+        if not same:
+            say("this featurizer differs from the bundled one: training from scratch")
     tcfg = TrainConfig(architecture="gru", num_layers=cfg.num_layers, hidden_size=cfg.hidden_size, epochs=cfg.epochs,
-                       batch_size=128, optimizer="adam", learning_rate=3e-3, scheduler="cosine", normalize=True,
-                       spec_augment=True, context_prob=0.3, dropout=0.1 if cfg.num_layers > 1 else 0.0,
-                       teacher=cfg.teacher, seed=cfg.seed)
+                       batch_size=128, optimizer="adam", learning_rate=1e-3 if init else 3e-3, scheduler="cosine",
+                       normalize=True, spec_augment=True, context_prob=0.3,
+                       dropout=0.1 if cfg.num_layers > 1 else 0.0, teacher=cfg.teacher, seed=cfg.seed,
+                       init=init, init_outputs=False)
     on_batch = (lambda epoch, batch, batches: progress(epoch * batches + batch, cfg.epochs * batches)) if progress \
         else None
     trainer = Trainer(tcfg, Splits(train, val, None), work / "train", on_progress=on_batch, stop=cancel)

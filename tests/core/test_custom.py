@@ -42,7 +42,7 @@ def test_kws_custom_toy_run(tmp_path, shared_data, capsys):
     assert kws(["custom", "bed", "--clips", str(clips), "--noise-dir", str(shared_data / "background_noise"),
                 "-o", str(out), "--engines", "espeak", "--synth-per-word", "12", "--negative-takes", "1",
                 "--user-copies", "1", "--background-rows", "20", "--epochs", "1", "--hidden-size", "8",
-                "--num-layers", "1", "--calibration-minutes", "2", "--jobs", "1"]) == 0
+                "--num-layers", "1", "--init", "", "--calibration-minutes", "2", "--jobs", "1"]) == 0
     text = capsys.readouterr().out
     assert "your clips: bed 4" in text and "threshold" in text
     assert (out / "categories.txt").read_text().split() == ["background", "unknown", "bed"]

@@ -17,7 +17,7 @@ from kwsgui.keyword_task import MODEL_FILES
 pytest.importorskip("torch")
 JOB_MS = 120_000
 TOY = {"engines": ("espeak",), "synth_per_word": 12, "negative_takes": 1, "user_copies": 1, "background_rows": 20,
-       "epochs": 1, "hidden_size": 8, "num_layers": 1, "calibration_minutes": 2.0, "jobs": 1}
+       "epochs": 1, "init": "", "hidden_size": 8, "num_layers": 1, "calibration_minutes": 2.0, "jobs": 1}
 
 
 @pytest.fixture
