@@ -65,10 +65,11 @@ class Dataset:
             raise ValueError(f"labels must be int64 ({len(f)},), got {y.dtype} {y.shape}")
         if not self.categories:
             raise ValueError("a dataset needs at least one category")
-        lowest = -1 if q is not None else 0  # -1: no true label, the teacher's targets only
-        if len(y) and (y.min() < lowest or y.max() >= len(self.categories)):
-            raise ValueError(f"labels must index the {len(self.categories)} categories"
-                             f"{' (or be -1 with soft targets)' if q is not None else ''}, got {y.min()}..{y.max()}")
+        # -1: no true label; a teacher labels the row (its stored soft targets, or online: the
+        # trainer refuses such rows without a teacher)
+        if len(y) and (y.min() < -1 or y.max() >= len(self.categories)):
+            raise ValueError(f"labels must index the {len(self.categories)} categories (or be -1: no label), "
+                             f"got {y.min()}..{y.max()}")
         if q is not None:
             if q.dtype != np.float32 or q.shape != (len(y), len(self.categories)):
                 raise ValueError(f"soft targets must be float32 ({len(y)}, {len(self.categories)}), "

@@ -97,8 +97,10 @@ def _tiny_dataset(labels, soft=None):
 
 
 def test_rows_without_labels_need_a_teacher(tmp_path):
-    with pytest.raises(ValueError, match="-1"):
-        _tiny_dataset([0, -1, 2])
+    with pytest.raises(ValueError, match="-2"):
+        _tiny_dataset([0, -2, 2])
+    with pytest.raises(DataError, match="need a teacher"):
+        Trainer(TrainConfig(hidden_size=4, epochs=1), Splits(_tiny_dataset([0, -1, 2]), None, None), tmp_path)
     soft = np.full((3, 3), 1 / 3, np.float32)
     ds = _tiny_dataset([0, -1, 2], soft)
     with pytest.raises(DataError, match="need a teacher"):
