@@ -290,8 +290,8 @@ def fit(args, splits, out: Path, train_clips, held, resume: bool = False) -> Non
 
 
 def heldout_report(feat_path: Path, classifier_path: Path, held: dict[str, list]) -> dict:
-    """Ours beside the DevKit classifier (without its VAD), reset per clip, on every held-out set;
-    ours continuous with its VAD on a shuffled stream (the same table as `kws versus`)."""
+    """Ours beside the DevKit classifier, reset per clip (the classifiers: VADs removed), on every
+    held-out set; both continuous with their VADs on a shuffled stream (the table of `kws versus`)."""
     from core.evaluate.versus import HEADER, Model, row_text, versus
     from core.models import load_categories, load_model
 
@@ -329,11 +329,11 @@ Made by `make default-model` (scripts/make_default_model.py; its docstring is th
   bed/cat/happy clip),
   {recipe['per_word']} synthetic clips per word from every offline speech engine, background noise;
   augmentation: noise, reverb, VTLP, band limits, EQ, babble, gain, shift, speed.
-- Held-out speakers only below (never trained or tuned on); best frame per clip; reset: the model
-  state reset before each clip; continuous: the
+- Held-out speakers only below (never trained or tuned on); best frame per clip; reset: the state
+  reset before each clip, the classifiers without their VADs; continuous: the
   clips as one stream in a shuffled order (seed 0), each model with its own VAD.
 
-| held-out set | clips | ours, reset | DevKit (no VAD), reset | ours, continuous + VAD | DevKit, continuous + VAD |
+| held-out set | clips | ours, reset | DevKit, reset | ours, continuous + VAD | DevKit, continuous + VAD |
 |---|---|---|---|---|---|
 {rows}
 

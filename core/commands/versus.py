@@ -1,8 +1,8 @@
 """Two models side by side on held-out lists: ours (--featurizer/--classifier, default the bundled
 model) and another (--other DIR with featurizer + classifier + categories.txt, e.g. the ELL DevKit
 folder, or --other-featurizer/--other-classifier). Per list: pass rate reset per clip for both
-(best frame per clip) and both as one shuffled continuous stream with their own VADs. For reset
-per clip the other model's VAD is removed unless --other-keep-vad."""
+(best frame per clip) and both as one shuffled continuous stream with their own VADs. Reset per
+clip compares the classifiers: both VADs are removed unless --keep-vad."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def add_arguments(p):
     o.add_argument("--other-featurizer", metavar="F", help="the other model's featurizer")
     o.add_argument("--other-classifier", metavar="C", help="the other model's classifier")
     o.add_argument("--other-categories", metavar="T", help="the other model's categories file")
-    o.add_argument("--other-keep-vad", action="store_true", help="keep the other model's VAD when reset per clip")
+    p.add_argument("--keep-vad", action="store_true", help="keep both models' VADs when reset per clip")
     p.add_argument("--seed", type=int, default=0, help="seed of the continuous stream's clip order")
     p.add_argument("--json", metavar="OUT", help="write the table to this JSON file")
 
@@ -61,7 +61,7 @@ def main(args) -> int:
     sets = {Path(p).stem: read_list(p) for p in args.list_file}
     print(HEADER)
     rows = versus(Model(featurizer, classifier, cats), other, sets, args.seed,
-                  on_row=lambda r: print(row_text(r), flush=True), other_keep_vad=args.other_keep_vad)
+                  on_row=lambda r: print(row_text(r), flush=True), keep_vad=args.keep_vad)
     if args.json:
         write_text_atomic(args.json, json.dumps([r.to_dict() for r in rows], indent=1))
     return 0

@@ -1,7 +1,7 @@
 """Two models side by side on held-out sets (`kws versus`): pass rate reset per clip for both,
 and both as one continuous stream (shuffled, seeded) with their own VADs, the way a user hears
-them. For reset per clip the other model's VAD is removed by default (reset per clip, a VAD only
-wipes state inside a clip)."""
+them. Reset per clip compares the classifiers: both VADs are removed by default (with the state
+reset before every clip a VAD can only wipe it inside a word)."""
 
 from __future__ import annotations
 
@@ -35,13 +35,14 @@ class VersusRow:
 
 
 def versus(ours: Model, other: Model, sets: dict[str, list[tuple[Path, str]]], seed: int = 0,
-           on_row: Callable[[VersusRow], None] | None = None, other_keep_vad: bool = False) -> list[VersusRow]:
+           on_row: Callable[[VersusRow], None] | None = None, keep_vad: bool = False) -> list[VersusRow]:
     from core.vad.model import strip_vad
 
-    other_reset = other.classifier if other_keep_vad else strip_vad(other.classifier)
+    ours_reset = ours.classifier if keep_vad else strip_vad(ours.classifier)
+    other_reset = other.classifier if keep_vad else strip_vad(other.classifier)
     rows = []
     for name, clips in sets.items():
-        a = evaluate_clips(KeywordSpotter(ours.featurizer, ours.classifier), ours.categories, clips, reset=True)
+        a = evaluate_clips(KeywordSpotter(ours.featurizer, ours_reset), ours.categories, clips, reset=True)
         b = evaluate_clips(KeywordSpotter(other.featurizer, other_reset), other.categories, clips, reset=True)
         shuffled, _ = play_order(clips, continuous=True, seed=seed)
         c = evaluate_clips(KeywordSpotter(ours.featurizer, ours.classifier), ours.categories, shuffled, reset=False)
