@@ -17,11 +17,6 @@ from kwsgui.charts import LEGEND, LINE_COLOURS
 CHOSEN_COLOUR = (230, 60, 80)
 
 
-def no_fa_floor(cal: Calibration) -> float:
-    """Where 'no false accept' is drawn on the log axis (as core.evaluate.calibrate.plot_det)."""
-    return min(cal.fa_resolution_per_hour, cal.target_fa_per_hour or math.inf) / 2
-
-
 def decade_ticks(lo: float, hi: float) -> list[list[tuple[float, str]]]:
     """Log-axis ticks in the view's log10 coordinates: a labelled one at each power of ten, unlabelled
     ones at 2..9 times it (pyqtgraph's own labels every minor tick, which run into each other)."""
@@ -56,7 +51,7 @@ class DetPlot(pg.PlotWidget):
         self.calibration = cal
         self.legend.clear()
         self.curves = {}
-        floor = no_fa_floor(cal)
+        floor = cal.no_fa_floor
         top = max([floor * 10, *(p.fa_per_hour for p in cal.points)])
         self.getAxis("bottom").setTicks(decade_ticks(floor, top))
         for i, n in enumerate(cal.smoothings):

@@ -81,6 +81,11 @@ class Calibration:
         """One false accept on this stream, in FA/h."""
         return 3600.0 / self.duration_s if self.duration_s else math.inf
 
+    @property
+    def no_fa_floor(self) -> float:
+        """Where "no false accept" is drawn on a DET plot's log axis: below one false accept."""
+        return min(self.fa_resolution_per_hour, self.target_fa_per_hour or math.inf) / 2
+
     def stored(self) -> dict:
         """What goes into the classifier's metadata."""
         c = self.chosen
@@ -265,7 +270,7 @@ def plot_det(cal: Calibration, path: str | os.PathLike, title: str = "") -> None
     fig = Figure(figsize=(7, 5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    floor = min(cal.fa_resolution_per_hour, cal.target_fa_per_hour or math.inf) / 2  # "no false accept" on the log axis
+    floor = cal.no_fa_floor
     for n in cal.smoothings:
         pts = sorted(cal.curve(n), key=lambda p: p.threshold)
         ax.plot([max(p.fa_per_hour, floor) for p in pts], [100 * p.frr for p in pts], marker=".", ms=3, lw=1.2,

@@ -40,8 +40,6 @@ def panel(open_panel, data_dir):
 
 
 def test_det_plot_and_store_in_place(run_job, panel, words_dir, tmp_path, devkit):
-    from kwsgui.det_plot import no_fa_floor
-
     kwm = tmp_path / "classifier.kwm"  # the DevKit classifier as a .kwm: stored into in place
     modelfile.save(load_model(devkit["classifier"]), kwm)
     live = panel.live
@@ -56,7 +54,7 @@ def test_det_plot_and_store_in_place(run_job, panel, words_dir, tmp_path, devkit
     cal, c = r.calibration, r.calibration.chosen
     assert r.clips == 12 and cal.positives == 12 and r.source == str(lf)
     assert cal.smoothings == list(DEFAULT_SMOOTHINGS) and sorted(panel.det.curves) == list(DEFAULT_SMOOTHINGS)
-    floor = no_fa_floor(cal)
+    floor = cal.no_fa_floor
     for n, item in panel.det.curves.items():
         pts = sorted(cal.curve(n), key=lambda p: p.threshold)
         assert len(item.xData) == len(DEFAULT_THRESHOLDS) == len(pts)
