@@ -57,7 +57,8 @@ OPTIONS = {
     "hidden_size": "GRU units per layer (from scratch)",
     "num_layers": "GRU layers (from scratch)",
     "epochs": "training epochs",
-    "target_fa_per_hour": "false accepts per hour the stored threshold may allow",
+    "target_fa_per_hour": "false accepts per hour the DET stream's point may allow (reported)",
+    "target_fa_clips": "share of held-out other words' clips the stored threshold may fire on",
     "calibration_minutes": "length of the held-out stream the threshold is chosen on",
     "jobs": "processes for speech synthesis and features",
     "seed": "random seed",
@@ -67,7 +68,7 @@ OPTIONS = {
 INT_RANGES = {"synth_per_word": (1, 100_000), "negative_takes": (1, 10_000), "user_copies": (0, 10_000),
               "synth_copies": (0, 1000), "background_rows": (0, 1_000_000), "hidden_size": (1, 4096),
               "num_layers": (1, 3), "epochs": (1, 10_000), "jobs": (1, 64), "seed": (0, 2**31 - 1)}
-FLOAT_RANGES = {"held_out_percent": (1.0, 99.0), "target_fa_per_hour": (0.0, 10_000.0),
+FLOAT_RANGES = {"held_out_percent": (1.0, 99.0), "target_fa_clips": (0.0, 0.99), "target_fa_per_hour": (0.0, 10_000.0),
                 "calibration_minutes": (0.1, 1440.0)}
 
 
@@ -84,17 +85,8 @@ def parse_words(text: str) -> list[str]:
 
 
 def summary_lines(r: CustomResult) -> tuple[str, str]:
-    """(the headline, the details) of a finished run, from what build_custom reports."""
-    c = r.calibration
-    head = (f"found {100 * (1 - c['frr']):.0f} % of held-out keywords · {c['fa_per_hour']:.2f} false accepts/h · "
-            f"threshold {r.threshold:g}, smoothing {r.smoothing}")
-    verdict = "meets" if c["met"] else "does NOT meet"
-    val = f" · validation accuracy {100 * r.val_accuracy:.1f} %" if r.val_accuracy is not None else ""
-    detail = (f"{verdict} the target of {c['target_fa_per_hour']:g} FA/h on {c['stream_s'] / 60:.1f} min of held-out "
-              f"synthetic voices ({c['positives']} keywords, {c['other_words']} other words) · your clips: "
-              + ", ".join(f"{w} {n}" for w, n in r.user_clips.items())
-              + f" · rows: {r.rows['training']} training, {r.rows['validation']} validation{val}")
-    return head, detail
+    """(the headline, the details) of a finished run, as `kws custom` prints them."""
+    return r.summary()
 
 
 class KeywordPanel(Panel):

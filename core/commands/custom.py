@@ -35,6 +35,8 @@ def add_arguments(p):
                         "layer): 'default' = the bundled classifier, '' = train from scratch")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="GRU units per layer (from scratch)")
     p.add_argument("--num-layers", type=int, default=d.num_layers, help="GRU layers (from scratch)")
+    p.add_argument("--target-fa-clips", type=float, default=d.target_fa_clips,
+                   help="share of held-out other words' clips the stored threshold may fire on")
     p.add_argument("--target-fa-per-hour", type=float, default=d.target_fa_per_hour,
                    help="false accepts per hour the stored threshold may allow")
     p.add_argument("--calibration-minutes", type=float, default=d.calibration_minutes,
@@ -50,6 +52,7 @@ def main(args) -> int:
                        hidden_size=args.hidden_size, num_layers=args.num_layers, epochs=args.epochs, init=args.init,
                        teacher=args.teacher, target_fa_per_hour=args.target_fa_per_hour,
                        calibration_minutes=args.calibration_minutes, seed=args.seed,
+                       target_fa_clips=args.target_fa_clips,
                        jobs=args.jobs)
     words = [w.strip() for w in args.words.split(",") if w.strip()]
     bar: list[Progress] = []
@@ -70,13 +73,9 @@ def main(args) -> int:
     finally:
         if bar:
             bar.pop().close()
-    c = r.calibration
-    print(f"your clips: {', '.join(f'{w} {n}' for w, n in r.user_clips.items())}; rows: {r.rows['training']} "
-          f"training, {r.rows['validation']} validation (held-out voices)"
-          + (f"; validation accuracy {100 * r.val_accuracy:.1f} %" if r.val_accuracy is not None else ""))
-    print(f"threshold {r.threshold:g}, smoothing {r.smoothing}: on held-out voices {100 * c['frr']:.1f} % missed, "
-          f"{c['fa_per_hour']:.2f} false accepts per hour over {c['stream_s'] / 60:.1f} min "
-          f"({'meets' if c['met'] else 'does NOT meet'} the target of {c['target_fa_per_hour']:g})")
+    head, detail = r.summary()
+    print(head)
+    print(detail)
     for path in r.outputs.values():
         print(f"wrote {path}")
     return 0

@@ -44,12 +44,15 @@ def test_kws_custom_toy_run(tmp_path, shared_data, capsys):
                 "--user-copies", "1", "--background-rows", "20", "--epochs", "1", "--hidden-size", "8",
                 "--num-layers", "1", "--init", "", "--calibration-minutes", "2", "--jobs", "1"]) == 0
     text = capsys.readouterr().out
-    assert "your clips: bed 4" in text and "threshold" in text
+    assert "Your clips: bed 4" in text and "threshold" in text
     assert (out / "categories.txt").read_text().split() == ["background", "unknown", "bed"]
     clf = modelfile.load(out / "classifier.kwm")
     assert clf.categories == ["background", "unknown", "bed"] and clf.output_size == 3
     det = clf.metadata[DETECTOR_KEY]
-    assert 0.3 <= det["threshold"] <= 0.999 and det["calibration"]["positives"] > 0
+    assert 0.5 <= det["threshold"] <= 0.999 and det["calibration"]["positives"] > 0
+    rule = det["calibration"]["clip_rule"]  # the stored point: at most 1 % of other words' clips fire it
+    assert (rule["threshold"], rule["smoothing"]) == (det["threshold"], det["smoothing"])
+    assert rule["fa_clips"] <= rule["target_fa_clips"] == 0.01 and rule["other_words"] > 0
     assert det["calibration"]["other_words"] > 0 and det["calibration"]["ignore"] == ["background", "unknown"]
     assert 60 < det["calibration"]["stream_s"] < 240  # about --calibration-minutes
     assert clf.metadata["provenance"]["user_clips"] == {"bed": 4}

@@ -57,10 +57,11 @@ def test_train_summary_and_try_it_live(run_job, panel, bed_clips, tmp_path):
     stored = modelfile.load(out / "classifier.kwm").metadata[DETECTOR_KEY]
     assert stored["threshold"] == r.threshold and stored["smoothing"] == r.smoothing
     assert r.user_clips == {"bed": 4} and stored["calibration"]["positives"] > 0
-    found = 100 * (1 - stored["calibration"]["frr"])
-    assert panel.result_label.text().startswith(f"found {found:.0f} % of held-out keywords")
-    assert f"threshold {r.threshold:g}, smoothing {r.smoothing}" in panel.result_label.text()
-    assert "your clips: bed 4" in panel.detail_label.text()
+    rule = stored["calibration"]["clip_rule"]
+    assert (rule["threshold"], rule["smoothing"]) == (r.threshold, r.smoothing) and rule["other_words"] > 0
+    assert panel.result_label.text().startswith(
+        f"threshold {r.threshold:g}, smoothing {r.smoothing}: finds {100 * rule['found']:.0f} % of")
+    assert "Your clips: bed 4" in panel.detail_label.text()
     log = panel.log.toPlainText()
     assert "speaking bed with every offline voice" in log and "] calibrating" in log
     assert f"wrote {out / 'classifier.kwm'}" in log
