@@ -55,7 +55,7 @@ class CustomConfig:
     # nothing it knows about your word, if it knew it, is used): "default" = the bundled classifier,
     # a path = that model, "" = train from scratch (then hidden_size / num_layers apply)
     init: str = "default"
-    epochs: int = 15
+    epochs: int = 8
     teacher: str = ""  # a model whose soft targets help (it must not be what the word is learnt from)
     target_fa_per_hour: float = 1.0
     # the stored threshold allows false accepts on at most this share of held-out other words' clips
