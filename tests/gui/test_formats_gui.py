@@ -7,11 +7,10 @@ import shutil
 import subprocess
 
 import numpy as np
+from display_check import assert_display_matches
 
 from core.audio.wav import read_wav
-from core.features.featurizer import featurize
 from kwsgui.live_source import WAV_FILTER
-from kwsgui.plots import to_display
 
 STREAM_TIMEOUT_MS = 30_000
 
@@ -44,7 +43,7 @@ def test_live_view_plays_a_flac_exactly_like_its_wav(qtbot, devkit_view, data_di
     assert img.shape == from_wav.shape == (31, 80)
     np.testing.assert_array_equal(img, from_wav)
     # and the one-batch featurizer within the streaming-vs-batch float32 tolerance test_live_view uses
-    np.testing.assert_allclose(img, to_display(featurize(view.models.featurizer, read_wav(wav)[0])), atol=1e-4)
+    assert_display_matches(img, view.models.featurizer, read_wav(wav)[0])
 
 
 def test_folder_mode_lists_every_format_and_plays_an_mp3(qtbot, devkit_view, data_dir, tmp_path):
