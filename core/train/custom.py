@@ -161,12 +161,14 @@ def augmentation() -> object:
 
 def clip_rule(spotter, categories: Sequence[str], words: Sequence[str], held: Sequence[tuple[Path, str]],
               noise_files: Sequence[Path], target_fa_clips: float, smoothings: Sequence[int] = (0, 2, 4),
-              cancel=None) -> dict:
+              real: frozenset = frozenset(), cancel=None) -> dict:
     """The threshold and smoothing a custom detector stores: per smoothing, the lowest threshold that
     fires (as core.pipeline.Detector: the keyword is the top class and above the threshold) on at
     most `target_fa_clips` of the held-out other words' clips (reset per clip) and never on the
     noise recordings played end to end; then the smoothing that finds the most held-out keyword
-    clips. Other words' clips, not a dense stream of them, are what the false-accept target counts."""
+    clips. Other words' clips, not a dense stream of them, are what the false-accept target counts.
+    Real recordings among them (`real`: your --negatives) count on their own: the threshold meets the
+    target on them and on the synthetic voices separately (voices of people fire differently)."""
     from core.audio.wav import read_wav
     from core.evaluate.calibrate import smoothed
     from core.progress import check_cancel
@@ -183,15 +185,18 @@ def clip_rule(spotter, categories: Sequence[str], words: Sequence[str], held: Se
     for path, label in held:
         check_cancel(cancel)
         spotter.reset()
-        runs.append((label, spotter.process(read_wav(path, spotter.sample_rate)[0])[1]))
+        runs.append((label, spotter.process(read_wav(path, spotter.sample_rate)[0])[1], path in real))
     spotter.reset()
     noise = [spotter.process(read_wav(f, spotter.sample_rate)[0])[1] for f in noise_files]
     best = None
     for n in smoothings:
-        neg = np.sort([score(p, n) for lab, p in runs if lab not in words])[::-1]
-        pos = np.array([score(p, n, categories.index(lab)) for lab, p in runs if lab in words])
-        k = int(np.floor(target_fa_clips * len(neg)))
-        t = max(0.5, float(neg[k]) if k < len(neg) else 0.0, max((score(p, n) for p in noise), default=0.0))
+        pos = np.array([score(p, n, categories.index(lab)) for lab, p, _ in runs if lab in words])
+        t = max(0.5, max((score(p, n) for p in noise), default=0.0))
+        for group in (False, True):  # synthetic voices, then your real recordings
+            g = np.sort([score(p, n) for lab, p, r in runs if lab not in words and r == group])[::-1]
+            k = int(np.floor(target_fa_clips * len(g)))
+            t = max(t, float(g[k]) if k < len(g) else 0.0)
+        neg = np.array([score(p, n) for lab, p, _ in runs if lab not in words])
         t = min(math.ceil(t * 1000) / 1000, 0.999)  # up to what the live view's 3 decimals show
         found = float(np.mean(pos > t)) if len(pos) else 0.0
         rule = {"threshold": round(t, 6), "smoothing": n, "found": round(found, 4), "positives": len(pos),
@@ -272,10 +277,12 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
     # what a detector hears around it, not near-misses made on purpose
     neg: list[Path] = [p for x in others for p in wavs(work / "negatives" / x)]
     train_e += [(p, UNKNOWN) for x in alikes for p in wavs(work / "negatives" / x)]
+    real_neg: list[Path] = []
     if negatives_dir:
         from core.evaluate.passrate import labelled_clips
 
-        neg += [p for p, lab in labelled_clips(negatives_dir) if lab not in words]
+        real_neg = [p for p, lab in labelled_clips(negatives_dir) if lab not in words]
+        neg += real_neg
     t, h = _split(neg, cfg.held_out_percent)
     train_e += [(p, UNKNOWN) for p in t]
     held_e += [(p, UNKNOWN) for p in h]
@@ -331,7 +338,8 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
                              seed=cfg.seed, target_fa_per_hour=cfg.target_fa_per_hour, ignore=(BACKGROUND, UNKNOWN),
                              progress=progress, cancel=cancel)
     say("choosing the threshold on held-out other words and the noise recordings")
-    rule = clip_rule(spotter, cats, words, held_e, noise_files, cfg.target_fa_clips, cancel=cancel)
+    rule = clip_rule(spotter, cats, words, held_e, noise_files, cfg.target_fa_clips, real=frozenset(real_neg),
+                     cancel=cancel)
     classifier = with_detector(classifier, cal, cats)
     det = classifier.metadata[DETECTOR_KEY]
     det["threshold"], det["smoothing"] = rule["threshold"], rule["smoothing"]
