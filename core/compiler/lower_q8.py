@@ -81,14 +81,21 @@ def matvec_vnni(fn, y: str, w4: str, corr: str, u: str, rows: int, kp: int, scal
                 r = fn.assign(f"call <16 x i32> @{name}(<16 x i32> {av}, <64 x i8> {xb}, <64 x i8> {wv})", "d")
                 fn.emit(f"store <16 x i32> {r}, ptr {a}, align 64")
         for t, a in zip(ts, accs):
-            av = fn.assign(f"load <16 x i32>, ptr {a}, align 64", "a")
-            v = fn.assign(f"sitofp <16 x i32> {av} to <16 x float>")
-            s = fn.assign(f"load <16 x float>, ptr {fn.gep('float', scale, 16 * t)}, align 64")
-            v = fn.assign(f"fmul <16 x float> {v}, {s}")
-            if bias is not None:
-                b = fn.assign(f"load <16 x float>, ptr {fn.gep('float', bias, 16 * t)}, align 64")
-                v = fn.assign(f"fadd <16 x float> {v}, {b}")
-            fn.emit(f"store <16 x float> {v}, ptr {fn.gep('float', y, 16 * t)}, align 64")
+            _dequantize_tile(fn, a, 16, t, y, scale, bias)
+
+
+def _dequantize_tile(fn, acc: str, n: int, t: int, y: str, scale: str, bias: str | None) -> None:
+    """y[n t : n (t + 1)] = float32(acc) * scale + bias for one tile of n int32 row sums (the same two
+    roundings as the plain loop, lane by lane)."""
+    vi, vf, al = f"<{n} x i32>", f"<{n} x float>", 4 * n
+    av = fn.assign(f"load {vi}, ptr {acc}, align {al}", "a")
+    v = fn.assign(f"sitofp {vi} {av} to {vf}")
+    s = fn.assign(f"load {vf}, ptr {fn.gep('float', scale, n * t)}, align {al}")
+    v = fn.assign(f"fmul {vf} {v}, {s}")
+    if bias is not None:
+        b = fn.assign(f"load {vf}, ptr {fn.gep('float', bias, n * t)}, align {al}")
+        v = fn.assign(f"fadd {vf} {v}, {b}")
+    fn.emit(f"store {vf} {v}, ptr {fn.gep('float', y, n * t)}, align {al}")
 
 
 AVX2_TILES = 4  # 8-row tiles per pass over x
@@ -128,14 +135,7 @@ def matvec_avx2(fn, y: str, w4: str, q: str, rows: int, kp: int, scale: str, bia
                 av = fn.assign(f"load <8 x i32>, ptr {a}, align 32", "a")
                 fn.emit(f"store <8 x i32> {fn.iop('add', av, p32, '<8 x i32>')}, ptr {a}, align 32")
         for t, a in zip(ts, accs):
-            av = fn.assign(f"load <8 x i32>, ptr {a}, align 32", "a")
-            v = fn.assign(f"sitofp <8 x i32> {av} to <8 x float>")
-            s = fn.assign(f"load <8 x float>, ptr {fn.gep('float', scale, 8 * t)}, align 32")
-            v = fn.assign(f"fmul <8 x float> {v}, {s}")
-            if bias is not None:
-                b = fn.assign(f"load <8 x float>, ptr {fn.gep('float', bias, 8 * t)}, align 32")
-                v = fn.assign(f"fadd <8 x float> {v}, {b}")
-            fn.emit(f"store <8 x float> {v}, ptr {fn.gep('float', y, 8 * t)}, align 32")
+            _dequantize_tile(fn, a, 8, t, y, scale, bias)
 
 
 def emit_matvec_q8(k: Kernel, y: str, tag: str, wp: np.ndarray, kp: int, q: str, x: str, n: int,
