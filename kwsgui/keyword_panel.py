@@ -84,11 +84,6 @@ def parse_words(text: str) -> list[str]:
     return words
 
 
-def summary_lines(r: CustomResult) -> tuple[str, str]:
-    """(the headline, the details) of a finished run, as `kws custom` prints them."""
-    return r.summary()
-
-
 class KeywordPanel(Panel):
     title = "New keyword"
     use_in_live = pyqtSignal()  # the new model was loaded into the live view
@@ -419,7 +414,7 @@ class KeywordPanel(Panel):
 
     def _done(self, r: CustomResult) -> None:
         self.result = r
-        head, detail = summary_lines(r)
+        head, detail = r.summary()  # as `kws custom` prints it
         self.result_label.setText(head)
         self.detail_label.setText(detail)
         for path in r.outputs.values():
