@@ -18,6 +18,7 @@ import numpy as np
 
 from core.audio.formats import is_audio_name
 from core.audio.wav import read_wav
+from core.data.dataset import BACKGROUND_LABELS
 from core.errors import DataError, KwsError
 from core.pipeline import KeywordSpotter
 
@@ -85,16 +86,23 @@ class PassRate:
 
 def decide(probs: np.ndarray, categories: list[str], decision: str = "best",
            threshold: float = 0.0) -> tuple[str | None, float]:
-    """best: the label of the single most confident frame; mean: argmax of the mean over frames."""
+    """best (ELL's eval_test): the label of the most confident frame among the frames a word wins,
+    frames won by the background class are passed over (ELL's classifier reports nothing for
+    them); a clip that no word wins in any frame is background. mean: argmax of the mean over
+    frames."""
     if len(probs) == 0:
         return None, 0.0
+    probs = np.asarray(probs)
     if decision == "mean":
         m = probs.mean(axis=0)
         i = int(m.argmax())
         p = float(m[i])
     else:
-        _, i = np.unravel_index(int(np.argmax(probs)), probs.shape)
-        p = float(probs.max())
+        winners = probs.argmax(axis=1)
+        quiet = np.isin(winners, [k for k, c in enumerate(categories) if c in BACKGROUND_LABELS])
+        rows = probs[~quiet] if not quiet.all() else probs
+        _, i = np.unravel_index(int(np.argmax(rows)), rows.shape)
+        p = float(rows.max())
     return (categories[i], p) if p > threshold else (None, p)
 
 

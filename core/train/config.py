@@ -8,6 +8,7 @@ ARCHITECTURES = ("gru", "lstm", "tcn", "bcresnet")
 GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 TEACHER_MODES = ("online", "dataset")
+TARGET_FRAMES = ("last", "peak")
 SCHEDULERS = ("none", "step", "exponential", "cosine", "onecycle", "triangle")
 
 
@@ -43,6 +44,13 @@ class TrainConfig:
     # first, state carried): teaches the model to recover in a continuous stream
     context_prob: float = 0.0
     context_rows: int = 1  # the context is the tail of up to this many other rows (continuous streams)
+    # which frame of a row carries its label. last: the row's last frame (ELL's recipe; the model
+    # learns to hold a word to the end of its clip, and into the next one in a stream). peak: the
+    # first frame where the model is (nearly) most sure of the row's word; the word is suppressed
+    # from hold_frames after that frame on (the model fires on the word and lets go)
+    target_frame: str = "last"
+    hold_frames: int = 6
+    release_weight: float = 1.0
     # knowledge distillation: a teacher model (any model the app loads) gives soft targets.
     # online: it labels every batch as trained (fresh views: SpecAugment, context, mixtures);
     # dataset: the soft targets stored by `kws dataset --teacher` (any teacher featurizer)
@@ -85,6 +93,12 @@ class TrainConfig:
                      "context_rows"):
             if getattr(self, name) < 1:
                 bad(name, "must be >= 1")
+        if self.target_frame not in TARGET_FRAMES:
+            bad("target_frame", f"choose one of {', '.join(TARGET_FRAMES)}")
+        if self.hold_frames < 0:
+            bad("hold_frames", "must be >= 0")
+        if self.release_weight < 0:
+            bad("release_weight", "must be >= 0")
         if self.tcn_kernel < 2:
             bad("tcn_kernel", "must be >= 2")
         if not self.learning_rate > 0:

@@ -139,13 +139,24 @@ def spec_augment(x: torch.Tensor, gen: torch.Generator, max_t: int = 8, max_f: i
     return x.masked_fill(tmask[:, :, None] | fmask[:, None, :], 0.0)
 
 
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> tuple[float, np.ndarray]:
-    """Accuracy of the last-frame prediction, and the predictions."""
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch: int = 512, frame: str = "last",
+             background: int = -1) -> tuple[float, np.ndarray]:
+    """Accuracy and predictions: of the last frame, or (frame="peak") `kws eval`'s best-frame
+    decision: the most confident frame among those a class other than `background` wins (a row
+    that no other class wins in any frame is background)."""
     model.eval()
     preds = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            preds.append(model(x[i : i + batch])[:, -1].argmax(-1))
+            out = model(x[i : i + batch])
+            if frame == "last":
+                preds.append(out[:, -1].argmax(-1))
+                continue
+            top, won = out.max(dim=2)
+            if background >= 0:
+                top = torch.where(won == background, top - 1e4, top)
+            at = top.argmax(dim=1)
+            preds.append(won[torch.arange(len(out), device=out.device), at])
     p = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
     acc = float((p == y).float().mean()) if len(y) else 0.0
     return acc, p.cpu().numpy()
@@ -283,6 +294,46 @@ class Trainer:
         w_ce = torch.where(labelled, 1.0 - w_kd, torch.zeros_like(kd))
         return (w_kd * kd + w_ce * ce).mean()
 
+    def _peak(self, seq: torch.Tensor, rows: torch.Tensor, yb: torch.Tensor, q: torch.Tensor | None,
+              after_context: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Max-pooling targets (after Sun et al. 2016) for rows of log-probabilities (B, T, C) and
+        the rows' features (B, T, F). The word of a row (its label, or the teacher's choice on an
+        unlabelled row) is learnt at the first frame where the model is within 10 % of its best for
+        it, searched over the row's loud part (frames above halfway between its quietest and
+        loudest mean log-energy, so never before the word) and hold_frames after it. The quiet
+        frames outside that window, and every frame of a background row, learn background: a word
+        fades once said instead of lasting into whatever follows. (After context the row's first
+        hold_frames are left alone: the context's word may still be fading.) Returns the word
+        frames' outputs and the quiet frames' loss."""
+        b, t, _ = seq.shape
+        word = yb if q is None else torch.where(yb >= 0, yb, q.argmax(-1))
+        word = word.clamp(min=0)
+        spoken = word != self.bg_index
+        lp = seq.gather(2, word[:, None, None].expand(b, t, 1)).squeeze(2)
+        frames = torch.arange(t, device=seq.device)[None]
+        hold = self.cfg.hold_frames
+        with torch.no_grad():
+            e = rows.mean(dim=2)
+            lo, hi = e.min(dim=1, keepdim=True).values, e.max(dim=1, keepdim=True).values
+            loud = e >= (lo + hi) / 2
+            first_loud = loud.float().argmax(dim=1)
+            last_loud = t - 1 - loud.flip(1).float().argmax(dim=1)
+            window = (frames >= first_loud[:, None]) & (frames <= last_loud[:, None] + hold)
+            p = torch.where(window, lp.exp(), torch.zeros_like(lp))
+            near = window & (p >= 0.9 * p.max(dim=1, keepdim=True).values)
+            at = torch.where(spoken, near.float().argmax(dim=1), torch.full_like(first_loud, t - 1))
+            end = torch.maximum(at, last_loud)[:, None] + hold
+            quiet = ~spoken[:, None] | (frames < first_loud[:, None] - 1) | (frames > end)
+            if after_context:
+                quiet &= frames >= hold
+        out = seq[torch.arange(b, device=seq.device), at]
+        if self.bg_index >= 0:
+            miss = -seq[:, :, self.bg_index]
+        else:  # no background class: the word itself fades
+            miss = -torch.log1p(-lp.exp().clamp(max=1 - 1e-6))
+            quiet &= spoken[:, None]
+        return out, (miss * quiet).sum() / quiet.sum().clamp_min(1)
+
     # ------------------------------------------------------------ checkpoints
     @property
     def checkpoint_path(self) -> Path:
@@ -335,6 +386,7 @@ class Trainer:
                 g["lr"] = lr
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(self.device)
             xb, yb = self.x[idx], self.y[idx]
+            n_row = xb.shape[1]
             if cfg.spec_augment:
                 xb = spec_augment(xb, gen)
             q = None
@@ -348,8 +400,13 @@ class Trainer:
                 # unrelated frames first (a random-length tail of up to context_rows other rows,
                 # state carried), the target = the row's own (the teacher labelled the row alone)
                 xb = torch.cat([self._context(xb, gen), xb], dim=1)
-            out = self.net(xb)[:, -1]
-            loss = self._loss(out, yb, q)
+            seq = self.net(xb)
+            if cfg.target_frame == "peak":
+                out, release = self._peak(seq[:, -n_row:], xb[:, -n_row:], yb, q, xb.shape[1] > n_row)
+                loss = self._loss(out, yb, q) + cfg.release_weight * release
+            else:
+                out = seq[:, -1]
+                loss = self._loss(out, yb, q)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -376,7 +433,8 @@ class Trainer:
                 t0 = time.perf_counter()
                 loss, train_acc, rows = self.run_epoch(epoch)
                 dt = time.perf_counter() - t0
-                val_acc = evaluate(self.model, xv, yv)[0] if xv is not None else float("nan")
+                val_acc = (evaluate(self.model, xv, yv, frame=cfg.target_frame, background=self.bg_index)[0]
+                           if xv is not None else float("nan"))
                 log = EpochLog(epoch + 1, loss, train_acc, val_acc, lr_at(cfg, epoch, 1.0), dt, rows / dt)
                 self.result.log.append(asdict(log))
                 self.save_checkpoint(epoch + 1)
@@ -394,7 +452,8 @@ class Trainer:
         test = self.splits.test
         if test is not None and len(test.labels):
             acc, pred = evaluate(self.model, torch.from_numpy(test.features).to(self.device),
-                                 torch.from_numpy(test.labels).to(self.device))
+                                 torch.from_numpy(test.labels).to(self.device), frame=self.cfg.target_frame,
+                                 background=self.bg_index)
             n = len(self.categories)
             conf = np.zeros((n, n), dtype=int)
             np.add.at(conf, (test.labels, pred), 1)

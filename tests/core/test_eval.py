@@ -63,6 +63,16 @@ def test_decisions():
     assert decide(probs, CATS, "best", threshold=0.95)[0] is None
 
 
+def test_best_frame_passes_over_background_like_ell():
+    """ELL's eval_test takes the most confident frame among those a word wins: silence around a
+    word, however surely background, does not outvote the word; a clip no word wins is background."""
+    cats = ["background_noise", "yes", "no"]
+    probs = np.array([[0.99, 0.005, 0.005], [0.3, 0.6, 0.1], [0.2, 0.1, 0.7], [0.98, 0.01, 0.01]], np.float32)
+    assert decide(probs, cats, "best") == ("no", pytest.approx(0.7))
+    assert decide(probs[[0, 3]], cats, "best") == ("background_noise", pytest.approx(0.99))
+    assert decide(probs, ["low", "high", "mid"], "best") == ("low", pytest.approx(0.99))  # no background class
+
+
 def test_eval_command_json(tone_list, tmp_path):
     feat, clf = pitch_classifier()
     modelfile.save(feat, tmp_path / "f.kwm")

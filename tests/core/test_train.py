@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from core.data.dataset import Dataset, save_dataset
+from core.evaluate.passrate import decide
 from core.graph import modelfile
 from core.graph.interpreter import Interpreter
 from core.train.config import TrainConfig
@@ -163,3 +164,40 @@ def test_context_rows_play_other_rows_first_and_the_teacher_labels_the_row_alone
     assert teacher_rows and all(s[1] == frames for s in teacher_rows)
     lengths = {s[1] for s in student_rows}
     assert all(frames < n <= 4 * frames for n in lengths) and max(lengths) > 2 * frames
+
+
+def _bump_rows(n, seed, frames=16):
+    """A short 'word' at frames 3-5 (class 1: feature 0 up, class 2: feature 1 up), then silence."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.standard_normal((n, frames, 8)).astype(np.float32) * 0.2
+    x[y == 1, 3:6, 0] += 2.0
+    x[y == 2, 3:6, 1] += 2.0
+    meta = {"featurizer": {"sample_rate": 16000, "hop_length": 512}, "sample_rate": 16000, "hop_length": 512}
+    return Dataset(x, y.astype(np.int64), CATS, meta, {"window_frames": frames})
+
+
+def test_peak_targets_fire_on_the_word_and_let_go(tmp_path):
+    """target_frame=peak: the word is learnt where the model is surest of it and suppressed from
+    hold_frames later, so it does not last to the end of the row (and into the next one in a
+    stream); the last-frame recipe holds it to the row's end. Both find the word (best frame)."""
+    for name, n, seed in (("training", 480, 0), ("validation", 60, 1), ("testing", 90, 2)):
+        save_dataset(tmp_path / f"{name}.npz", _bump_rows(n, seed))
+    test = _bump_rows(90, 2)
+    spoken = test.labels > 0
+    x = torch.from_numpy(test.features)
+    end_prob, best = {}, {}
+    for frame in ("last", "peak"):
+        cfg = TrainConfig(target_frame=frame, hold_frames=3, **{**FAST, "epochs": 10, "hidden_size": 24})
+        tr = Trainer(cfg, load_splits(tmp_path), tmp_path / frame)
+        tr.fit()
+        model = tr.model.eval()
+        with torch.no_grad():
+            p = model(x).exp().numpy()  # (rows, frames, classes)
+        rows = np.flatnonzero(spoken)
+        end_prob[frame] = float(p[rows, -1, test.labels[rows]].mean())
+        best[frame] = float(p[rows, :, test.labels[rows]].max(axis=1).mean())
+        named = [decide(r, list(CATS))[0] == CATS[y] for r, y in zip(p, test.labels)]
+        assert np.mean(named) > 0.85, frame  # the best frame (kws eval's decision) names the row's class
+    assert end_prob["last"] > 0.8 and best["peak"] > 0.8
+    assert end_prob["peak"] < 0.3, end_prob
