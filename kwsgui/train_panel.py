@@ -31,7 +31,15 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from core.train.config import ARCHITECTURES, GATE_ACTIVATIONS, OPTIMIZERS, SCHEDULERS, TEACHER_MODES, TrainConfig
+from core.train.config import (
+    ARCHITECTURES,
+    GATE_ACTIVATIONS,
+    OPTIMIZERS,
+    SCHEDULERS,
+    TARGET_FRAMES,
+    TEACHER_MODES,
+    TrainConfig,
+)
 from kwsgui.charts import EpochCurves, HeatMap
 from kwsgui.model_set import BUILTIN
 from kwsgui.panel import Panel
@@ -40,7 +48,8 @@ from kwsgui.train_task import Replay, TrainReport, train_job
 from kwsgui.widgets import NOTE_STYLE, PathField, split_panel, vertical_scroll
 
 CHOICES = {"architecture": ARCHITECTURES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
-           "device": ("auto", "cpu", "cuda"), "teacher_mode": TEACHER_MODES, "gate_activation": GATE_ACTIVATIONS}
+           "device": ("auto", "cpu", "cuda"), "teacher_mode": TEACHER_MODES, "gate_activation": GATE_ACTIVATIONS,
+           "target_frame": TARGET_FRAMES}
 # text options are model files: a path field with a file chooser
 PATHS = {"init": "Model to start from (.kwm, .ell, .onnx)", "init_categories": "Its categories file",
          "teacher": "Teacher model (.ell, .onnx, .kwm)", "teacher_featurizer": "Teacher's own featurizer",
@@ -55,14 +64,16 @@ GROUPS = {
               "tcn_channels", "tcn_kernel", "dropout", "normalize"),
     "Optimiser": ("epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "momentum"),
     "Schedule": ("scheduler", "lr_step_size", "lr_gamma", "lr_min"),
-    "Regularisation": ("spec_augment", "label_smoothing", "context_prob", "context_rows"),
+    "Regularisation": ("spec_augment", "label_smoothing", "context_prob", "context_rows", "target_frame",
+                       "hold_frames", "release_weight"),
     "Teacher (distillation)": ("teacher", "teacher_featurizer", "teacher_categories", "teacher_mode",
                                "distill_weight", "temperature", "mix_prob", "teacher_vad"),
     "Run": ("device", "seed"),
 }
 INT_RANGES = {"num_layers": (1, 3), "hidden_size": (1, 4096), "tcn_channels": (1, 1024),
               "tcn_kernel": (2, 31), "epochs": (1, 10000), "batch_size": (1, 65536),
-              "lr_step_size": (1, 10000), "context_rows": (1, 16), "seed": (0, 2**31 - 1)}
+              "lr_step_size": (1, 10000), "context_rows": (1, 16), "hold_frames": (0, 100),
+              "seed": (0, 2**31 - 1)}
 
 
 class TrainPanel(Panel):

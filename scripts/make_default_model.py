@@ -123,6 +123,10 @@ def main() -> int:
     ap.add_argument("--context-prob", type=float, default=0.7, help="share of batches trained after unrelated context")
     ap.add_argument("--context-rows", type=int, default=4, help="context: a tail of up to this many other rows")
     ap.add_argument("--mix-prob", type=float, default=0.2, help="share of each batch replaced by two-clip mixtures")
+    ap.add_argument("--target-frame", choices=("last", "peak"), default="last",
+                    help="last: a row's label at its last frame (ELL); peak: at the word, quiet frames background")
+    ap.add_argument("--hold-frames", type=int, default=6, help="peak: frames a word may last after it is said")
+    ap.add_argument("--release-weight", type=float, default=1.0, help="peak: weight of the quiet frames' loss")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into assets/")
     ap.add_argument("--skip-train", action="store_true", help="reuse WORK/train/model.kwm: only VAD, eval, install")
@@ -247,7 +251,9 @@ def recipe_config(args):
                        learning_rate=args.learning_rate, weight_decay=0.0, scheduler="cosine",
                        lr_min=args.learning_rate / 30, spec_augment=True, context_prob=args.context_prob,
                        context_rows=args.context_rows, seed=0, teacher=str(DEVKIT / "classifier.ell"),
-                       distill_weight=args.distill_weight, temperature=2.0, mix_prob=args.mix_prob)
+                       distill_weight=args.distill_weight, temperature=2.0, mix_prob=args.mix_prob,
+                       target_frame=args.target_frame, hold_frames=args.hold_frames,
+                       release_weight=args.release_weight)
 
 
 def teacher_only_synthetic(train: Dataset) -> Dataset:

@@ -9,7 +9,15 @@ from __future__ import annotations
 import sys
 
 from core.quiet import onnx_export_warnings
-from core.train.config import ARCHITECTURES, GATE_ACTIVATIONS, OPTIMIZERS, SCHEDULERS, TEACHER_MODES, TrainConfig
+from core.train.config import (
+    ARCHITECTURES,
+    GATE_ACTIVATIONS,
+    OPTIMIZERS,
+    SCHEDULERS,
+    TARGET_FRAMES,
+    TEACHER_MODES,
+    TrainConfig,
+)
 
 
 def add_arguments(p):
@@ -61,6 +69,13 @@ def add_arguments(p):
                    help="share of batches trained after unrelated context, for continuous streams")
     p.add_argument("--context-rows", type=int, default=d.context_rows,
                    help="the context is a random-length tail of up to this many other rows")
+    p.add_argument("--target-frame", choices=TARGET_FRAMES, default=d.target_frame,
+                   help="last: a row's label at its last frame (ELL; a word lasts into what follows); "
+                        "peak: at the frame the model is surest of the word, quiet frames learn background")
+    p.add_argument("--hold-frames", type=int, default=d.hold_frames,
+                   help="peak: frames a word may last after it is said, before it must fade")
+    p.add_argument("--release-weight", type=float, default=d.release_weight,
+                   help="peak: weight of the quiet frames' background loss")
     t = p.add_argument_group("distillation (teacher-student)")
     t.add_argument("--teacher", default=d.teacher, metavar="MODEL",
                    help="a trained model (.ell, .onnx, .kwm) whose probabilities the student learns from")

@@ -298,8 +298,8 @@ class Trainer:
               after_context: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Max-pooling targets (after Sun et al. 2016) for rows of log-probabilities (B, T, C) and
         the rows' features (B, T, F). The word of a row (its label, or the teacher's choice on an
-        unlabelled row) is learnt at the first frame where the model is within 10 % of its best for
-        it, searched over the row's loud part (frames above halfway between its quietest and
+        unlabelled row) is learnt at the frame where the model is surest of it, searched over the
+        row's loud part (frames above halfway between its quietest and
         loudest mean log-energy, so never before the word) and hold_frames after it. The quiet
         frames outside that window, and every frame of a background row, learn background: a word
         fades once said instead of lasting into whatever follows. (After context the row's first
@@ -320,8 +320,7 @@ class Trainer:
             last_loud = t - 1 - loud.flip(1).float().argmax(dim=1)
             window = (frames >= first_loud[:, None]) & (frames <= last_loud[:, None] + hold)
             p = torch.where(window, lp.exp(), torch.zeros_like(lp))
-            near = window & (p >= 0.9 * p.max(dim=1, keepdim=True).values)
-            at = torch.where(spoken, near.float().argmax(dim=1), torch.full_like(first_loud, t - 1))
+            at = torch.where(spoken, p.argmax(dim=1), torch.full_like(first_loud, t - 1))
             end = torch.maximum(at, last_loud)[:, None] + hold
             quiet = ~spoken[:, None] | (frames < first_loud[:, None] - 1) | (frames > end)
             if after_context:
