@@ -84,6 +84,19 @@ class PassRate:
         }
 
 
+def best_frames(probs: np.ndarray, quiet: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """ELL's eval_test rule for clips of frame probabilities (clips, frames, classes): per clip, the
+    class and probability of the most confident frame among the frames that a class not in `quiet`
+    (background) wins; a clip whose every frame a quiet class wins keeps its most confident one."""
+    probs = np.asarray(probs)
+    top, won = probs.max(axis=2), probs.argmax(axis=2)
+    loud = ~np.isin(won, list(quiet))
+    top_loud = np.where(loud | ~loud.any(axis=1, keepdims=True), top, -np.inf)
+    at = top_loud.argmax(axis=1)
+    rows = np.arange(len(probs))
+    return won[rows, at], top[rows, at]
+
+
 def decide(probs: np.ndarray, categories: list[str], decision: str = "best",
            threshold: float = 0.0) -> tuple[str | None, float]:
     """best (ELL's eval_test): the label of the most confident frame among the frames a word wins,
@@ -98,11 +111,8 @@ def decide(probs: np.ndarray, categories: list[str], decision: str = "best",
         i = int(m.argmax())
         p = float(m[i])
     else:
-        winners = probs.argmax(axis=1)
-        quiet = np.isin(winners, [k for k, c in enumerate(categories) if c in BACKGROUND_LABELS])
-        rows = probs[~quiet] if not quiet.all() else probs
-        _, i = np.unravel_index(int(np.argmax(rows)), rows.shape)
-        p = float(rows.max())
+        won, top = best_frames(probs[None], [k for k, c in enumerate(categories) if c in BACKGROUND_LABELS])
+        i, p = int(won[0]), float(top[0])
     return (categories[i], p) if p > threshold else (None, p)
 
 

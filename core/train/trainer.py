@@ -21,6 +21,7 @@ import torch
 
 from core.data.dataset import BACKGROUND_LABELS, Dataset, load_dataset
 from core.errors import DataError, KwsError
+from core.evaluate.passrate import best_frames
 from core.outputs import atomic_file, clean_stale, output_set, settle
 from core.train import arch
 from core.train.config import TrainConfig
@@ -150,14 +151,11 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch: int = 512, frame: s
         for i in range(0, len(x), batch):
             out = model(x[i : i + batch])
             if frame == "last":
-                preds.append(out[:, -1].argmax(-1))
-                continue
-            top, won = out.max(dim=2)
-            if background >= 0:
-                top = torch.where(won == background, top - 1e4, top)
-            at = top.argmax(dim=1)
-            preds.append(won[torch.arange(len(out), device=out.device), at])
-    p = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+                preds.append(out[:, -1].argmax(-1).cpu())
+            else:
+                won, _ = best_frames(out.cpu().numpy(), [background] if background >= 0 else [])
+                preds.append(torch.from_numpy(won))
+    p = torch.cat(preds).to(y.device) if preds else torch.zeros(0, dtype=torch.long)
     acc = float((p == y).float().mean()) if len(y) else 0.0
     return acc, p.cpu().numpy()
 
@@ -401,11 +399,10 @@ class Trainer:
                 xb = torch.cat([self._context(xb, gen), xb], dim=1)
             seq = self.net(xb)
             if cfg.target_frame == "peak":
-                out, release = self._peak(seq[:, -n_row:], xb[:, -n_row:], yb, q, xb.shape[1] > n_row)
-                loss = self._loss(out, yb, q) + cfg.release_weight * release
+                out, quiet_loss = self._peak(seq[:, -n_row:], xb[:, -n_row:], yb, q, xb.shape[1] > n_row)
             else:
-                out = seq[:, -1]
-                loss = self._loss(out, yb, q)
+                out, quiet_loss = seq[:, -1], 0.0
+            loss = self._loss(out, yb, q) + cfg.release_weight * quiet_loss
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
