@@ -26,13 +26,7 @@ N_FEATURES, N_CLASSES, FRAMES = 20, 3, 80
 CFG = TrainConfig(architecture="bcresnet", bc_channels=4, bc_blocks=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Many small ops: on a busy 2-core machine a second torch thread only spins (8x slower here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,7 @@ DEVKIT = DATA / "ell_devkit_model"
 needs_data = pytest.mark.skipif(not DEVKIT.is_dir(), reason="../shared/data/ell_devkit_model is missing")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Many small ops: on a busy 2-core machine a second torch thread only spins."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @needs_data
