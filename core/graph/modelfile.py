@@ -51,12 +51,19 @@ def to_bytes(graph: Graph) -> bytes:
     doc = {"format": FORMAT, "version": VERSION, "metadata": _jsonable(graph.metadata), "nodes": nodes}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("model.json", json.dumps(doc, indent=1))
+        z.writestr(_entry("model.json"), json.dumps(doc, indent=1))
         for name, a in arrays.items():
             b = io.BytesIO()
             np.lib.format.write_array(b, a, allow_pickle=False)
-            z.writestr(name, b.getvalue())
+            z.writestr(_entry(name), b.getvalue())
     return buf.getvalue()
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed date: the same model is the same bytes whenever it is saved."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
 
 
 def save(graph: Graph, path: str | os.PathLike) -> Path:
