@@ -84,14 +84,20 @@ class PassRate:
         }
 
 
+def decisive_frames(probs: np.ndarray, quiet: Sequence[int] = ()) -> np.ndarray:
+    """(clips, frames) mask of the frames ELL's eval_test looks at in clips of frame probabilities
+    (clips, frames, classes): those a class not in `quiet` (background) wins, or every frame of a
+    clip that a quiet class wins throughout."""
+    loud = ~np.isin(np.asarray(probs).argmax(axis=2), list(quiet))
+    return loud | ~loud.any(axis=1, keepdims=True)
+
+
 def best_frames(probs: np.ndarray, quiet: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
     """ELL's eval_test rule for clips of frame probabilities (clips, frames, classes): per clip, the
-    class and probability of the most confident frame among the frames that a class not in `quiet`
-    (background) wins; a clip whose every frame a quiet class wins keeps its most confident one."""
+    class and probability of the most confident of its decisive_frames."""
     probs = np.asarray(probs)
     top, won = probs.max(axis=2), probs.argmax(axis=2)
-    loud = ~np.isin(won, list(quiet))
-    top_loud = np.where(loud | ~loud.any(axis=1, keepdims=True), top, -np.inf)
+    top_loud = np.where(decisive_frames(probs, quiet), top, -np.inf)
     at = top_loud.argmax(axis=1)
     rows = np.arange(len(probs))
     return won[rows, at], top[rows, at]

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from core.audio.wav import read_wav
+from core.data.dataset import BACKGROUND_LABELS
 from core.errors import AudioError, DataError
+from core.evaluate.passrate import decisive_frames
 from core.evaluate.stream import Event, assemble_stream
 from core.features.featurizer import hops
 from core.graph.interpreter import Interpreter
@@ -152,8 +154,10 @@ class Accuracy:
 def window_accuracy(probs_of: Callable[[int, int], np.ndarray], stream: FeatureStream,
                     categories: list[str]) -> Accuracy:
     """`probs_of(lo, hi)` gives the (hi - lo, classes) outputs of a window. Per word: correct
-    when the single most confident frame of its window says its label (eval_test's rule)."""
+    when the most confident frame of its window says its label, frames the background class wins
+    passed over (eval_test's rule, as `kws eval`: core.evaluate.passrate.decisive_frames)."""
     idx = {c: i for i, c in enumerate(categories)}
+    quiet = [i for i, c in enumerate(categories) if c in BACKGROUND_LABELS]
     correct, margins, preds = 0, [], []
     for (lo, hi), label in zip(stream.windows.tolist(), stream.labels):
         if hi <= lo:
@@ -161,6 +165,7 @@ def window_accuracy(probs_of: Callable[[int, int], np.ndarray], stream: FeatureS
             preds.append(None)
             continue
         p = probs_of(lo, hi)
+        p = p[decisive_frames(p[None], quiet)[0]]
         _, best = np.unravel_index(int(np.argmax(p)), p.shape)
         preds.append(categories[best])
         j = idx.get(label)

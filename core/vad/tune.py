@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import KwsError
+from core.evaluate.passrate import play_order
 from core.features.vad import RESET_ON, reset_trigger
 from core.graph.ir import Graph
 from core.progress import check_cancel
@@ -71,7 +72,8 @@ def prepare(featurizer: Graph, classifier: Graph | None, categories: list[str],
             backend: str = "auto", progress: Callable[[int, int], None] | None = None,
             cancel=None) -> TuneData:
     """One assembled stream per SNR (seed + i; silent gaps when there is no noise), plus the
-    clips back to back when asked; a ResetRunner per stream when a classifier is given."""
+    clips back to back when asked (shuffled with `seed`, as `kws eval` plays a continuous list);
+    a ResetRunner per stream when a classifier is given."""
     if classifier is not None and not recurrent_nodes(classifier):
         raise KwsError("the classifier has no GRU or LSTM layer: a VAD reset changes nothing")
     snr_list = list(snrs) if noise_files else [None]
@@ -84,7 +86,8 @@ def prepare(featurizer: Graph, classifier: Graph | None, categories: list[str],
         if progress:
             progress(i + 1, total)
     if back_to_back:
-        streams.append(list_stream(featurizer, clips, sample_rate, cancel=cancel))
+        order, _ = play_order(clips, continuous=True, seed=seed)
+        streams.append(list_stream(featurizer, order, sample_rate, cancel=cancel))
         if progress:
             progress(total, total)
     fd = streams[0].frame_duration_s

@@ -125,3 +125,30 @@ def test_segmentation_objective_without_classifier(devkit, clips, noise):
     assert res.best.score.f1 > res.start.score.f1 + 0.2
     with pytest.raises(ValueError, match="classifier"):
         tune_vad(d, BAD, trials=2, objective="accuracy")
+
+
+def test_back_to_back_score_is_kws_evals_continuous_pass_rate(clips):
+    """The tuner scores a VAD on the clips back to back by the rule and in the order `kws eval`
+    plays a continuous list (shuffled, best frame among the frames background does not win), so
+    what it maximises is what the user measures. The bundled model says background on silence:
+    taking the most confident frame of all (background's, on a clip's silence) would score it
+    near zero."""
+    from core import models
+    from core.evaluate.passrate import evaluate_clips, play_order
+    from core.pipeline import KeywordSpotter
+    from core.vad.model import model_vad, strip_vad
+    from core.vad.tune import Scorer, TuneData
+
+    feat, clf = models.load_model(models.DEFAULT_FEATURIZER), models.load_model(models.DEFAULT_CLASSIFIER)
+    cats = models.load_categories(models.DEFAULT_CATEGORIES)
+    bare = strip_vad(clf)
+    full = prepare(feat, bare, cats, clips, sample_rate=16000, seed=5, back_to_back=True)
+    b2b = TuneData([full.streams[-1]], cats, full.frame_duration_s, runners=[full.runners[-1]])
+    scorer = Scorer(b2b)
+    start, fd = model_vad(clf)
+    order, _ = play_order(clips, continuous=True, seed=5)
+    assert [lab for _, lab in order] == list(b2b.streams[0].labels) != [lab for _, lab in clips]
+    for params in (start, start.with_values(hold_frames=4), BAD):
+        want = evaluate_clips(KeywordSpotter(feat, add_vad(bare, params, fd, 16000)), cats, order, reset=False)
+        assert scorer(params).correct == want.passed
+    assert scorer(start).correct >= len(clips) // 2
