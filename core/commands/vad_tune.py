@@ -28,7 +28,7 @@ from core.vad.compare import gap_recovered
 from core.vad.model import model_vad
 from core.vad.params import save_params
 from core.vad.streams import sample_rate_of
-from core.vad.tune import OBJECTIVES, prepare, tune_vad
+from core.vad.tune import HOLD_MAX, OBJECTIVES, prepare, tune_vad
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -59,6 +59,8 @@ def add_arguments(p):
     t.add_argument("--trials", type=int, default=200, help="parameter settings to try (default 200)")
     t.add_argument("--seed", type=int, default=0, help="random seed of the search, the clip choice and the streams")
     t.add_argument("--search-hold", action="store_true", help="also search hold_frames (0-20)")
+    t.add_argument("--only-hold", action="store_true",
+                   help="keep the starting parameters and choose only hold_frames (0-20, ties: the shortest)")
     t.add_argument("--search-reset-on", action="store_true",
                    help="also search reset_on (offset: at word ends, ELL; onset: at word starts)")
     t.add_argument("--backend", choices=("auto", "compiled", "interpreter"), default="auto",
@@ -121,14 +123,16 @@ def main(args) -> int:
                    backend=args.backend, progress=prog)
     prog.close()
     names = ", ".join(s.name for s in data.streams)
+    trials = HOLD_MAX + 2 if args.only_hold else args.trials
     print(f"tuning the VAD on {len(data.streams)} stream(s) of {len(clips)} clips ({names}): "
           f"{data.n_words} words, {sum(s.n_frames for s in data.streams)} frames of "
-          f"{1000 * data.frame_duration_s:g} ms; objective {args.objective}, {args.trials} trials, "
+          f"{1000 * data.frame_duration_s:g} ms; objective {args.objective}, {trials} trials, "
           f"seed {args.seed}; start: {start_src}", flush=True)
-    prog = Progress(args.trials, "vad-tune")
+    prog = Progress(trials, "vad-tune")
     try:
         res = tune_vad(data, start, trials=args.trials, seed=args.seed, objective=args.objective,
-                       search_hold=args.search_hold, search_reset_on=args.search_reset_on, progress=prog)
+                       search_hold=args.search_hold, search_reset_on=args.search_reset_on,
+                       only_hold=args.only_hold, progress=prog)
     finally:
         prog.close()
 

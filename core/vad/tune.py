@@ -240,10 +240,15 @@ def _from_log(x: np.ndarray, hold: int, mode: str, base: VadParams) -> VadParams
 
 def tune_vad(data: TuneData, start: VadParams | None = None, *, trials: int = 200, seed: int = 0,
              objective: str = "accuracy", search_hold: bool = False, search_reset_on: bool = False,
-             progress: Callable[[int, int], None] | None = None, cancel=None) -> TuneResult:
+             only_hold: bool = False, progress: Callable[[int, int], None] | None = None,
+             cancel=None) -> TuneResult:
     """Maximise `objective` over the seven parameters, plus hold_frames (0-20) with
     `search_hold` and reset_on (offset / onset) with `search_reset_on`; otherwise those stay as
-    in `start` (default: ELL's parameters). Returns the best setting and the baselines."""
+    in `start` (default: ELL's parameters). `only_hold` keeps everything of `start` but the
+    hangover and tries every hold_frames from 0 to 20 (ties: the shortest). Returns the best
+    setting and the baselines."""
+    if only_hold:
+        trials = HOLD_MAX + 2  # the start, then every hangover
     if trials < 1:
         raise ValueError(f"trials must be at least 1, got {trials}")
     start = start or VadParams()
@@ -273,9 +278,17 @@ def tune_vad(data: TuneData, start: VadParams | None = None, *, trials: int = 20
 
     first = evaluate(start)
     best = first
+    if only_hold:
+        for h in range(HOLD_MAX + 1):
+            if stop():
+                break
+            t = evaluate(start.with_values(hold_frames=h))
+            shorter = t.score.key() == best.score.key() and h < best.params.reset.hold_frames
+            if t.score.key() > best.score.key() or shorter:
+                best = t
     cur = (_to_log(start, bounds), int(start.reset.hold_frames), start.reset.reset_on)
     # phase 1: random samples, log-uniform within the bounds
-    n_random = max(0, (trials - 1) // 3)
+    n_random = 0 if only_hold else max(0, (trials - 1) // 3)
     for _ in range(n_random):
         if stop():
             break
@@ -289,7 +302,7 @@ def tune_vad(data: TuneData, start: VadParams | None = None, *, trials: int = 20
     step = math.log(2.0) * 2
     dims: list = list(range(len(PARAM_NAMES)))
     dims += (["hold"] if search_hold else []) + (["mode"] if search_reset_on else [])
-    while not stop() and step > 1e-3:
+    while not only_hold and not stop() and step > 1e-3:
         improved = False
         for d in [dims[i] for i in rng.permutation(len(dims))]:
             for sign in (1, -1):

@@ -152,3 +152,13 @@ def test_back_to_back_score_is_kws_evals_continuous_pass_rate(clips):
         want = evaluate_clips(KeywordSpotter(feat, add_vad(bare, params, fd, 16000)), cats, order, reset=False)
         assert scorer(params).correct == want.passed
     assert scorer(start).correct >= len(clips) // 2
+
+
+def test_only_hold_keeps_the_parameters_and_picks_the_best_hangover(data):
+    start = VadParams()
+    res = tune_vad(data, start, only_hold=True)
+    assert res.best.params.vad == start.vad and res.best.params.reset.reset_on == start.reset.reset_on
+    tried = {t.params.reset.hold_frames: t.score.key() for t in res.trials}
+    assert sorted(tried) == list(range(21))
+    top = max(tried.values())
+    assert res.best.params.reset.hold_frames == min(h for h, k in tried.items() if k == top)
