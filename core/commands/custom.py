@@ -10,6 +10,7 @@ classifier.kwm and categories.txt (classes: background, unknown, the words); try
 from __future__ import annotations
 
 from core.progress import Progress
+from core.train.config import TARGET_FRAMES
 from core.train.custom import CustomConfig, build_custom
 
 
@@ -30,6 +31,8 @@ def add_arguments(p):
     p.add_argument("--background-rows", type=int, default=d.background_rows, help="rows of pure noise")
     p.add_argument("--engines", metavar="E,...", help="speech engines to use (default: every one installed)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    p.add_argument("--target-frame", choices=TARGET_FRAMES, default=d.target_frame,
+                   help="frames that learn the word: last (of each 1 s row) or peak (on the word, then let go)")
     p.add_argument("--init", default=d.init, metavar="MODEL",
                    help="start from this model's recurrent layers (trained on many real speakers; a new output "
                         "layer): 'default' = the bundled classifier, '' = train from scratch")
@@ -50,6 +53,7 @@ def main(args) -> int:
                        user_copies=args.user_copies, background_rows=args.background_rows,
                        engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()) if args.engines else None,
                        hidden_size=args.hidden_size, num_layers=args.num_layers, epochs=args.epochs, init=args.init,
+                       target_frame=args.target_frame,
                        teacher=args.teacher, target_fa_per_hour=args.target_fa_per_hour,
                        calibration_minutes=args.calibration_minutes, seed=args.seed,
                        target_fa_clips=args.target_fa_clips,

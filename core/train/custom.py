@@ -56,6 +56,8 @@ class CustomConfig:
     # a path = that model, "" = train from scratch (then hidden_size / num_layers apply)
     init: str = "default"
     epochs: int = 8
+    # which frames carry the word (TrainConfig.target_frame): peak fires on the word and lets go
+    target_frame: str = "last"
     teacher: str = ""  # a model whose soft targets help (it must not be what the word is learnt from)
     target_fa_per_hour: float = 1.0
     # the stored threshold allows false accepts on at most this share of held-out other words' clips
@@ -320,7 +322,7 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
                        batch_size=128, optimizer="adam", learning_rate=1e-3 if init else 3e-3, scheduler="cosine",
                        normalize=True, spec_augment=True, context_prob=0.3,
                        dropout=0.1 if cfg.num_layers > 1 else 0.0, teacher=cfg.teacher, seed=cfg.seed,
-                       init=init, init_outputs=False)
+                       init=init, init_outputs=False, target_frame=cfg.target_frame)
     on_batch = (lambda epoch, batch, batches: progress(epoch * batches + batch, cfg.epochs * batches)) if progress \
         else None
     trainer = Trainer(tcfg, Splits(train, val, None), work / "train", on_progress=on_batch, stop=cancel)

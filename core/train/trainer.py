@@ -300,9 +300,11 @@ class Trainer:
         row's loud part (frames above halfway between its quietest and
         loudest mean log-energy, so never before the word) and hold_frames after it. The quiet
         frames outside that window, and every frame of a background row, learn background: a word
-        fades once said instead of lasting into whatever follows. (After context the row's first
+        fades once said instead of lasting into whatever follows. The window's other frames may
+        say the word or background but no other class (-log(p_word + p_background)): the end of
+        'happy' must not fire 'eight', nor its vowel 'cat'. (After context the row's first
         hold_frames are left alone: the context's word may still be fading.) Returns the word
-        frames' outputs and the quiet frames' loss."""
+        frames' outputs and the loss of the other frames."""
         b, t, _ = seq.shape
         word = yb if q is None else torch.where(yb >= 0, yb, q.argmax(-1))
         word = word.clamp(min=0)
@@ -319,17 +321,24 @@ class Trainer:
             window = (frames >= first_loud[:, None]) & (frames <= last_loud[:, None] + hold)
             p = torch.where(window, lp.exp(), torch.zeros_like(lp))
             at = torch.where(spoken, p.argmax(dim=1), torch.full_like(first_loud, t - 1))
-            end = torch.maximum(at, last_loud)[:, None] + hold
-            quiet = ~spoken[:, None] | (frames < first_loud[:, None] - 1) | (frames > end)
+            end = torch.maximum(at, last_loud)[:, None]
+            before = ~spoken[:, None] | (frames < first_loud[:, None] - 1)
+            quiet = before | (frames > end + hold)
+            # the rest of the word's window may say the word or background, never another class
+            other = spoken[:, None] & ~quiet & (frames != at[:, None])
             if after_context:
                 quiet &= frames >= hold
+                other &= frames >= hold
         out = seq[torch.arange(b, device=seq.device), at]
         if self.bg_index >= 0:
             miss = -seq[:, :, self.bg_index]
+            alone = -torch.logaddexp(lp, seq[:, :, self.bg_index])
+            other_loss = (alone * other).sum() / other.sum().clamp_min(1)
         else:  # no background class: the word itself fades
             miss = -torch.log1p(-lp.exp().clamp(max=1 - 1e-6))
             quiet &= spoken[:, None]
-        return out, (miss * quiet).sum() / quiet.sum().clamp_min(1)
+            other_loss = 0.0
+        return out, (miss * quiet).sum() / quiet.sum().clamp_min(1) + other_loss
 
     # ------------------------------------------------------------ checkpoints
     @property

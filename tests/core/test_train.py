@@ -177,6 +177,31 @@ def _bump_rows(n, seed, frames=16):
     return Dataset(x, y.astype(np.int64), CATS, meta, {"window_frames": frames})
 
 
+def _suffix_rows(n, seed, frames=16):
+    """Class 2 (feature 1 up at frames 3-5) ends with what class 1 is (feature 0 up at 6-8), as
+    'happy' ends in a sound like 'eight'."""
+    d = _bump_rows(n, seed, frames)
+    d.features[d.labels == 2, 6:9, 0] += 2.0
+    return d
+
+
+def test_peak_targets_keep_other_words_quiet_inside_a_word(tmp_path):
+    """target_frame=peak: the frames of a word's window may say the word or background, nothing
+    else, so the end of a word that sounds like another word (class 2 ends as class 1 sounds)
+    does not fire the other; the other is still found on its own."""
+    for name, n, seed in (("training", 480, 0), ("validation", 60, 1), ("testing", 90, 2)):
+        save_dataset(tmp_path / f"{name}.npz", _suffix_rows(n, seed))
+    test = _suffix_rows(90, 2)
+    cfg = TrainConfig(target_frame="peak", hold_frames=3, **{**FAST, "epochs": 10, "hidden_size": 24})
+    tr = Trainer(cfg, load_splits(tmp_path), tmp_path / "peak")
+    tr.fit()
+    with torch.no_grad():
+        p = tr.model.eval()(torch.from_numpy(test.features)).exp().numpy()
+    fires_1 = p[:, :, 1].max(axis=1)  # a detector of class 1: its most confident frame
+    assert fires_1[test.labels == 1].mean() > 0.8
+    assert fires_1[test.labels == 2].mean() < 0.3, fires_1[test.labels == 2].mean()
+
+
 def test_peak_targets_fire_on_the_word_and_let_go(tmp_path):
     """target_frame=peak: the word is learnt where the model is surest of it and suppressed from
     hold_frames later, so it does not last to the end of the row (and into the next one in a
