@@ -21,7 +21,7 @@ fuzz: setup
 bench: setup
 	$(VENV)/bin/kws bench
 
-# Rebuilds assets/{featurizer,classifier}.kwm and categories.txt from offline data (see the script).
+# Rebuilds assets/{featurizer,classifier,custom_init}.kwm and categories.txt from offline data (see the script).
 default-model: setup
 	$(PY) scripts/make_default_model.py
 

@@ -14,6 +14,9 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_FEATURIZER = ASSETS / "featurizer.kwm"
 DEFAULT_CLASSIFIER = ASSETS / "classifier.kwm"
 DEFAULT_CATEGORIES = ASSETS / "categories.txt"
+# the layers `kws custom` starts from: the DevKit fine-tuned with ELL's last-frame targets (its state
+# holds a word to the end of its 1 s row, as a custom detector's rows need; make default-model)
+CUSTOM_INIT = ASSETS / "custom_init.kwm"
 DEMO_WAV = ASSETS / "demo.wav"
 
 MAX_MODEL_BYTES = 256 * MiB  # any model file (.kwm, .ell, .onnx); ours are well under 1 MiB

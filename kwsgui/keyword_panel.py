@@ -49,11 +49,13 @@ OPTIONS = {
     "synth_per_word": "synthetic takes of the keyword (voices x rates x pitches)",
     "negative_takes": "synthetic takes of each other word and sound-alike (class unknown)",
     "user_copies": "augmented copies of each of your clips",
+    "reversed_copies": "augmented copies of each of your clips played backwards (class unknown: your voice and room "
+                       "without the word)",
     "synth_copies": "augmented copies of each synthetic clip",
     "background_rows": "rows of pure noise (class background)",
     "held_out_percent": "synthetic voices kept out of training, for validation and calibration",
     "init": "start from this model's recurrent layers (trained on many real speakers), with a new output layer: "
-            "'default' = the bundled classifier; empty = from scratch",
+            "'default' = assets/custom_init.kwm (the DevKit fine-tuned on real speakers); empty = from scratch",
     "hidden_size": "GRU units per layer (from scratch)",
     "num_layers": "GRU layers (from scratch)",
     "epochs": "training epochs",
@@ -66,6 +68,7 @@ OPTIONS = {
     "teacher": "a model whose soft targets guide training (optional)",
 }
 INT_RANGES = {"synth_per_word": (1, 100_000), "negative_takes": (1, 10_000), "user_copies": (0, 10_000),
+              "reversed_copies": (0, 10_000),
               "synth_copies": (0, 1000), "background_rows": (0, 1_000_000), "hidden_size": (1, 4096),
               "num_layers": (1, 3), "epochs": (1, 10_000), "jobs": (1, 64), "seed": (0, 2**31 - 1)}
 FLOAT_RANGES = {"held_out_percent": (1.0, 99.0), "target_fa_clips": (0.0, 0.99), "target_fa_per_hour": (0.0, 10_000.0),
@@ -216,7 +219,7 @@ class KeywordPanel(Panel):
             w.edit.setMinimumWidth(40)
         elif name == "init":
             w = PathField(self.settings, "keyword/init", mode="open", caption="Start from model (.kwm, .ell, .onnx)",
-                          placeholder="empty: from scratch; default: the bundled model's layers")
+                          placeholder="empty: from scratch; default: assets/custom_init.kwm's layers")
             w.set_path(str(value))
             w.edit.setMinimumWidth(40)
         elif name == "engines":

@@ -23,6 +23,9 @@
    --hold-frames after the word) learn background, so a word fades once said instead of lasting
    into the next one (the DevKit, trained on the last frame of each row, holds a word for seconds);
    the word's other frames may say the word or background, never another word.
+   Then the layers `kws custom` starts from (assets/custom_init.kwm): the same fine-tuning with
+   ELL's last-frame targets (--custom-init-epochs, Adam 1e-4), whose state holds a word to the end
+   of its 1 s row as a custom detector's rows need.
 5. The VAD: the DevKit's own VAD parameters (tuned by ELL for this model family) with the
    hangover chosen on training speakers' clips, as many of each word as the median word has
    (`kws vad-tune --only-hold`; streams over noise and back to back), or with `--vad-tune` a
@@ -115,8 +118,11 @@ def tune_clips(train_clips, seed: int = 1):
         by_word.setdefault(clip[1], []).append(clip)
     cap = int(np.median([len(v) for v in by_word.values()]))
     rng = np.random.default_rng(seed)
-    return [c for w in sorted(by_word) for c in (by_word[w] if len(by_word[w]) <= cap else
-                                                 [by_word[w][i] for i in sorted(rng.permutation(len(by_word[w]))[:cap])])]
+    out = []
+    for w in sorted(by_word):
+        clips = by_word[w]
+        out += clips if len(clips) <= cap else [clips[i] for i in sorted(rng.permutation(len(clips))[:cap])]
+    return out
 
 
 def concat(parts: list[Dataset]) -> Dataset:
@@ -155,6 +161,8 @@ def main() -> int:
                     help="search all VAD parameters on training speakers' streams (default: the DevKit's own VAD "
                          "parameters with the hangover chosen on those streams)")
     ap.add_argument("--vad-trials", type=int, default=200)
+    ap.add_argument("--custom-init-epochs", type=int, default=6,
+                    help="epochs of the layers kws custom starts from (last-frame targets, Adam 1e-4); 0: skip")
     args = ap.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -171,6 +179,16 @@ def main() -> int:
             run(["synth", "--words", ",".join(words), "-o", synth, "--per-word", args.per_word, "--jobs", args.jobs])
         train_model(args, work, categories, train_clips, held, synth, out)
     model_path = out / "model.kwm"
+    custom_init = work / "custom_init" / "model.kwm"
+    if args.custom_init_epochs and not args.skip_train:
+        # kws custom's starting layers: ELL's last-frame recipe, whose state holds a word to the end of
+        # its 1 s row as a custom detector's rows need (the peak-trained classifier lets go at once)
+        from core.train.trainer import load_splits
+
+        ci = argparse.Namespace(**{**vars(args), "target_frame": "last", "epochs": args.custom_init_epochs,
+                                   "learning_rate": 1e-4})
+        print("training the layers kws custom starts from (last-frame targets)", flush=True)
+        fit(ci, load_splits(work / "data"), custom_init.parent, train_clips, held)
     featurizer = build_featurizer(FeaturizerConfig())
     feat_path = work / "featurizer.kwm"
     modelfile.save(featurizer, feat_path)
@@ -213,6 +231,8 @@ def main() -> int:
         shutil.copyfile(feat_path, assets / "featurizer.kwm")
         shutil.copyfile(with_vad, assets / "classifier.kwm")
         shutil.copyfile(params, assets / "vad_params.json")
+        if custom_init.is_file():
+            shutil.copyfile(custom_init, assets / "custom_init.kwm")
         (assets / "categories.txt").write_text("\n".join(categories) + "\n")
         (assets / "MODEL_CARD.md").write_text(model_card(report))
         print(f"installed into {assets}")
@@ -348,6 +368,7 @@ def targets(recipe: dict) -> str:
 
 
 def model_card(report: dict) -> str:
+    ci_epochs = report["recipe"]["custom_init_epochs"]
     rows = "\n".join(f"| {name} | {r['clips']} | {100 * r['ours_reset']:.1f} % | {100 * r['devkit_reset']:.1f} % | "
                      f"{100 * r['ours_continuous_vad']:.1f} % | {100 * r['devkit_continuous_vad']:.1f} % |"
                      for name, r in report["sets"].items())
@@ -381,6 +402,10 @@ Made by `make default-model` (scripts/make_default_model.py; its docstring is th
 {rows}
 
 Fine-tuning took {report['training_hours']} h on this project's 2-core CPU machine (shared with other work).
+
+assets/custom_init.kwm, the layers `kws custom` starts from: the same fine-tuning with ELL's
+last-frame targets ({ci_epochs} epochs, Adam 0.0001), whose state holds a word to the end of its
+1 s row as a custom detector's rows need.
 """
 
 

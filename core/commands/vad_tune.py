@@ -52,7 +52,8 @@ def add_arguments(p):
     s.add_argument("--snr-db", default="20,10", metavar="LIST",
                    help="one stream per SNR in dB (default 20,10; needs --noise-dir)")
     s.add_argument("--gap", default="0.5,1.5", metavar="MIN,MAX", help="silence between clips in s")
-    s.add_argument("--back-to-back", action="store_true", help="also score the clips back to back (no gaps, shuffled with --seed as kws eval does)")
+    s.add_argument("--back-to-back", action="store_true",
+                   help="also score the clips back to back (no gaps, shuffled with --seed as kws eval does)")
     t = p.add_argument_group("search")
     t.add_argument("--objective", choices=OBJECTIVES, default="accuracy",
                    help="keyword accuracy on the streams, or segmentation F1 against the spoken words")
