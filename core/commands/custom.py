@@ -37,7 +37,7 @@ def add_arguments(p):
                    help="frames that learn the word: last (of each 1 s row) or peak (on the word, then let go)")
     p.add_argument("--init", default=d.init, metavar="MODEL",
                    help="start from this model's recurrent layers (trained on many real speakers; a new output "
-                        "layer): 'default' = the bundled classifier, '' = train from scratch")
+                        "layer): 'default' = assets/custom_init.kwm, '' = train from scratch")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="GRU units per layer (from scratch)")
     p.add_argument("--num-layers", type=int, default=d.num_layers, help="GRU layers (from scratch)")
     p.add_argument("--target-fa-clips", type=float, default=d.target_fa_clips,

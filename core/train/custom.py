@@ -314,17 +314,15 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
     bank = NoiseBank.load(noise_dir, framing.sample_rate)
     aug = augmentation()
     mine = [(p, w) for w, ps in user.items() for p in ps]
-    if cfg.reversed_copies:  # your voice and your room without your word: the word, not you, fires it
-        mine_rev = [(p, UNKNOWN) for p in reversed_clips([p for p, _ in mine], work / "user_reversed",
-                                                         framing.sample_rate)]
-        parts_rev = build_dataset(mine_rev, cats, featurizer, fmeta, config=DatasetConfig(seed=cfg.seed + 5),
-                                  augment_config=replace(aug, copies=cfg.reversed_copies), noise=bank,
-                                  jobs=cfg.jobs, progress=progress, cancel=cancel).dataset
     parts = [build_dataset(mine, cats, featurizer, fmeta, config=DatasetConfig(seed=cfg.seed),
                            augment_config=replace(aug, copies=cfg.user_copies), noise=bank, jobs=cfg.jobs,
                            progress=progress, cancel=cancel).dataset]
-    if cfg.reversed_copies:
-        parts.append(parts_rev)
+    if cfg.reversed_copies:  # your voice and your room without your word: the word, not you, fires it
+        backwards = reversed_clips([p for p, _ in mine], work / "user_reversed", framing.sample_rate)
+        parts.append(build_dataset([(p, UNKNOWN) for p in backwards], cats, featurizer, fmeta,
+                                   config=DatasetConfig(seed=cfg.seed + 5),
+                                   augment_config=replace(aug, copies=cfg.reversed_copies), noise=bank,
+                                   jobs=cfg.jobs, progress=progress, cancel=cancel).dataset)
     say("featurizing: synthetic words, negatives and background")
     parts.append(build_dataset(train_e, cats, featurizer, fmeta,
                                config=DatasetConfig(seed=cfg.seed + 1, background_rows=cfg.background_rows,

@@ -276,6 +276,12 @@ def tune_vad(data: TuneData, start: VadParams | None = None, *, trials: int = 20
         cancelled = cancelled or bool(cancel is not None and cancel.is_set())
         return cancelled or len(hist) >= trials
 
+    def result(first: Trial, best: Trial) -> TuneResult:
+        baselines = {}
+        if data.runners is not None:
+            baselines = {"reset": scorer.baseline("reset"), "continuous": scorer.baseline("continuous")}
+        return TuneResult(first, best, hist, baselines, objective, seed, cancelled)
+
     first = evaluate(start)
     best = first
     if only_hold:
@@ -286,9 +292,10 @@ def tune_vad(data: TuneData, start: VadParams | None = None, *, trials: int = 20
             shorter = t.score.key() == best.score.key() and h < best.params.reset.hold_frames
             if t.score.key() > best.score.key() or shorter:
                 best = t
+        return result(first, best)
     cur = (_to_log(start, bounds), int(start.reset.hold_frames), start.reset.reset_on)
     # phase 1: random samples, log-uniform within the bounds
-    n_random = 0 if only_hold else max(0, (trials - 1) // 3)
+    n_random = max(0, (trials - 1) // 3)
     for _ in range(n_random):
         if stop():
             break
@@ -302,7 +309,7 @@ def tune_vad(data: TuneData, start: VadParams | None = None, *, trials: int = 20
     step = math.log(2.0) * 2
     dims: list = list(range(len(PARAM_NAMES)))
     dims += (["hold"] if search_hold else []) + (["mode"] if search_reset_on else [])
-    while not only_hold and not stop() and step > 1e-3:
+    while not stop() and step > 1e-3:
         improved = False
         for d in [dims[i] for i in rng.permutation(len(dims))]:
             for sign in (1, -1):
@@ -327,7 +334,4 @@ def tune_vad(data: TuneData, start: VadParams | None = None, *, trials: int = 20
                     break
         if not improved:
             step /= 2
-    baselines = {}
-    if data.runners is not None:
-        baselines = {"reset": scorer.baseline("reset"), "continuous": scorer.baseline("continuous")}
-    return TuneResult(first, best, hist, baselines, objective, seed, cancelled)
+    return result(first, best)
