@@ -76,6 +76,8 @@ def add_arguments(p):
                    help="peak: frames a word may last after it is said, before it must fade")
     p.add_argument("--release-weight", type=float, default=d.release_weight,
                    help="peak: weight of the quiet frames' background loss")
+    p.add_argument("--quiet-background", action="store_true",
+                   help="last: every frame of a background row learns 'no word', not only the last")
     t = p.add_argument_group("distillation (teacher-student)")
     t.add_argument("--teacher", default=d.teacher, metavar="MODEL",
                    help="a trained model (.ell, .onnx, .kwm) whose probabilities the student learns from")

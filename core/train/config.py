@@ -51,6 +51,11 @@ class TrainConfig:
     target_frame: str = "last"
     hold_frames: int = 6
     release_weight: float = 1.0
+    # last: every frame of a background row (not only its last) learns "no word" (background or
+    # unknown; after context from hold_frames on), weight release_weight. ELL's recipe teaches only
+    # the last frame, so a clatter half a row before its end could fire a streaming detector
+    # without ever costing the loss anything.
+    quiet_background: bool = False
     # knowledge distillation: a teacher model (any model the app loads) gives soft targets.
     # online: it labels every batch as trained (fresh views: SpecAugment, context, mixtures);
     # dataset: the soft targets stored by `kws dataset --teacher` (any teacher featurizer)

@@ -38,6 +38,11 @@ OTHER_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", 
 ONSETS = ("b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "w", "sh", "ch", "st", "br")
 CODAS = ("t", "n", "s", "d", "k")
 VOWELS = set("aeiouy")
+# levels of the augmented copies: up to 20 dB above the recording, clipped at full scale (loud,
+# clipped takes were a third of the unseen speakers' 'bed' clips a detector missed); the noise rows
+# reach as loud, so loudness or clipping alone never says "word"
+SPEECH_GAIN_DB = (-12.0, 20.0)
+NOISE_GAIN_DB = (-20.0, 20.0)
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,7 @@ def _split(paths: Sequence[Path], percent: float) -> tuple[list[Path], list[Path
 def augmentation() -> object:
     from core.data.augment import AugmentConfig
 
-    return AugmentConfig(noise_fraction=0.8, snr_db=(0.0, 20.0), time_shift_ms=100.0, gain_db=(-12.0, 6.0),
+    return AugmentConfig(noise_fraction=0.8, snr_db=(0.0, 20.0), time_shift_ms=100.0, gain_db=SPEECH_GAIN_DB,
                          speed=(0.9, 1.1), reverb_fraction=0.3, pitch_fraction=0.4, band_fraction=0.2,
                          eq_fraction=0.3)
 
@@ -326,7 +331,7 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
     say("featurizing: synthetic words, negatives and background")
     parts.append(build_dataset(train_e, cats, featurizer, fmeta,
                                config=DatasetConfig(seed=cfg.seed + 1, background_rows=cfg.background_rows,
-                                                    background_label=BACKGROUND),
+                                                    background_label=BACKGROUND, background_gain_db=NOISE_GAIN_DB),
                                augment_config=replace(aug, copies=cfg.synth_copies), noise=bank, jobs=cfg.jobs,
                                progress=progress, cancel=cancel).dataset)
     val = build_dataset(held_e, cats, featurizer, fmeta,
@@ -347,7 +352,7 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
                        batch_size=128, optimizer="adam", learning_rate=1e-3 if init else 3e-3, scheduler="cosine",
                        normalize=True, spec_augment=True, context_prob=0.3,
                        dropout=0.1 if cfg.num_layers > 1 else 0.0, teacher=cfg.teacher, seed=cfg.seed,
-                       init=init, init_outputs=False, target_frame=cfg.target_frame)
+                       init=init, init_outputs=False, target_frame=cfg.target_frame, quiet_background=True)
     on_batch = (lambda epoch, batch, batches: progress(epoch * batches + batch, cfg.epochs * batches)) if progress \
         else None
     trainer = Trainer(tcfg, Splits(train, val, None), work / "train", on_progress=on_batch, stop=cancel)

@@ -25,7 +25,7 @@ from core.evaluate.passrate import best_frames
 from core.outputs import atomic_file, clean_stale, output_set, settle
 from core.train import arch
 from core.train.config import TrainConfig
-from core.train.teacher import TeacherSpec, load_teacher
+from core.train.teacher import UNKNOWN_ALIASES, TeacherSpec, load_teacher
 from core.train.warmstart import adopt_architecture, apply_init, load_init
 
 
@@ -219,6 +219,11 @@ class Trainer:
         self.teacher, self.soft, self.covered = None, None, None
         bg = [i for i, c in enumerate(self.categories) if c in BACKGROUND_LABELS]
         self.bg_index = bg[0] if bg else -1
+        no_word = BACKGROUND_LABELS + UNKNOWN_ALIASES
+        self.no_word = torch.tensor([i for i, c in enumerate(self.categories) if c in no_word],
+                                    dtype=torch.long, device=self.device)
+        if cfg.quiet_background and self.bg_index < 0:
+            raise DataError("--quiet-background: the categories have no background class")
         if cfg.teacher_mode == "dataset":
             if tr.soft is None:
                 raise DataError("--teacher-mode dataset: the training set has no soft targets; build it with "
@@ -340,6 +345,16 @@ class Trainer:
             other_loss = 0.0
         return out, (miss * quiet).sum() / quiet.sum().clamp_min(1) + other_loss
 
+    def _quiet_background(self, seq: torch.Tensor, yb: torch.Tensor, after_context: bool) -> torch.Tensor | float:
+        """Last-frame targets: every frame of a background row learns -log(p_background + p_unknown):
+        no word may fire anywhere in noise. (After context the row's first hold_frames are left
+        alone: a word of the context may still be held.)"""
+        rows = yb == self.bg_index
+        if not bool(rows.any()):
+            return 0.0
+        first = self.cfg.hold_frames if after_context else 0
+        return -torch.logsumexp(seq[rows][:, first:][:, :, self.no_word], dim=2).mean()
+
     # ------------------------------------------------------------ checkpoints
     @property
     def checkpoint_path(self) -> Path:
@@ -410,7 +425,9 @@ class Trainer:
             if cfg.target_frame == "peak":
                 out, quiet_loss = self._peak(seq[:, -n_row:], xb[:, -n_row:], yb, q, xb.shape[1] > n_row)
             else:
-                out, quiet_loss = seq[:, -1], 0.0
+                out = seq[:, -1]
+                quiet_loss = self._quiet_background(seq[:, -n_row:], yb, xb.shape[1] > n_row) \
+                    if cfg.quiet_background else 0.0
             loss = self._loss(out, yb, q) + cfg.release_weight * quiet_loss
             self.opt.zero_grad(set_to_none=True)
             loss.backward()

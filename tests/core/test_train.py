@@ -202,6 +202,38 @@ def test_peak_targets_keep_other_words_quiet_inside_a_word(tmp_path):
     assert fires_1[test.labels == 2].mean() < 0.3, fires_1[test.labels == 2].mean()
 
 
+def _clatter_rows(n, seed, frames=16):
+    """Classes background, unknown, word: the word is feature 0 up at frames 3-5, unknown rows are
+    feature 1's bump; a background row is a sound that starts as the word does and goes on
+    (feature 0 up at 3-5, then feature 2 at 9-11), as a clatter of dishes may start like 'happy'."""
+    d = _bump_rows(n, seed, frames)
+    y = d.labels.copy()
+    word, unknown, noise = y == 1, y == 2, y == 0
+    d.labels[word], d.labels[unknown] = 2, 1
+    d.features[noise, 3:6, 0] += 2.0
+    d.features[noise, 9:12, 2] += 2.0
+    return Dataset(d.features, d.labels, ("background", "unknown", "word"), d.featurizer, d.meta)
+
+
+def test_quiet_background_keeps_a_detector_quiet_in_noise(tmp_path):
+    """target_frame=last learns a row's label at its last frame only: a background row that starts
+    like the word fires the word half-way (a streaming detector fires there). quiet_background:
+    every frame of a background row learns 'no word', so the word fires on the word alone."""
+    for name, n, seed in (("training", 480, 0), ("validation", 60, 1), ("testing", 90, 2)):
+        save_dataset(tmp_path / f"{name}.npz", _clatter_rows(n, seed))
+    test = _clatter_rows(90, 2)
+    fires = {}
+    for quiet in (False, True):
+        cfg = TrainConfig(quiet_background=quiet, **{**FAST, "epochs": 10, "hidden_size": 24})
+        tr = Trainer(cfg, load_splits(tmp_path), tmp_path / str(quiet))
+        tr.fit()
+        with torch.no_grad():
+            p = tr.model.eval()(torch.from_numpy(test.features)).exp().numpy()
+        assert p[test.labels == 2, -1, 2].mean() > 0.8  # the word still ends its rows
+        fires[quiet] = float(p[test.labels == 0, :, 2].max(axis=1).mean())  # best frame in background rows
+    assert fires[False] > 0.5 and fires[True] < 0.2, fires
+
+
 def test_peak_targets_fire_on_the_word_and_let_go(tmp_path):
     """target_frame=peak: the word is learnt where the model is surest of it and suppressed from
     hold_frames later, so it does not last to the end of the row (and into the next one in a
