@@ -184,6 +184,7 @@ def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers:
         block_us(lambda: cc.run_into(feats, out_c), n),
         block_us(lambda: both.run_into(audio, out_c), n),
     )
+    h16 = _fp16(t, featurizer, classifier, audio, feats, n)
     q8 = _int8(t, classifier, feats, n)
     m = min(n, 500)
     fi, ci = Interpreter(featurizer), Interpreter(classifier)
@@ -209,7 +210,7 @@ def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers:
             f"featurizer + classifier: {comp['both']:.1f} us per frame "
             f"({featurizer.input_size / _rate(featurizer) / (comp['both'] * 1e-6):.0f}x real time)"
         )
-    _floor(t, fs, cs, q8)
+    _floor(t, fs, cs, q8, h16)
     return t.rows
 
 
@@ -238,6 +239,28 @@ def native_step(m, x):
     return f
 
 
+def _fp16(t: Table, featurizer, classifier, audio, feats, n) -> int:
+    """The classifier compiled with float16 dense and recurrent weights (widened to float32 as they
+    are loaded: half the bytes to stream, float32 arithmetic; exactly the float code run on the
+    weights rounded to float16), per frame, and how far its probabilities move on these frames."""
+    from core.compiler.kernels import MATVEC_WEIGHTS
+    from core.compiler.runtime import CompiledModel
+
+    opts = {"weights": "fp16"}
+    ch = CompiledModel(classifier, "bench_c16", options=opts)
+    both = CompiledModel([featurizer, classifier], "bench_fc16", options=opts)
+    half = sum(np.asarray(p).size * (2 if key in MATVEC_WEIGHTS.get(node.op, ()) else np.asarray(p).itemsize)
+               for node in classifier.nodes for key, p in node.params.items())
+    t.row("compiled fp16 weights, one native call per frame", clf=per_frame_us(native_step(ch, feats), n),
+          both=per_frame_us(native_step(both, audio), n), note=f"(weights {half / 1024:.0f} KiB)", weight_bytes=half)
+    ref = CompiledModel(classifier, "bench_c")
+    ref.reset()
+    ch.reset()
+    moved = float(np.abs(ch.run(feats) - ref.run(feats)).max())
+    print(f"  fp16 weights: probabilities within {moved:.1e} of float32 weights on these {n} frames")
+    return half
+
+
 def _int8(t: Table, classifier, feats, n) -> None:
     """The classifier quantized to int8 (core.quantize: int8 weights per output channel, 8-bit
     activations; ranges calibrated on these timing frames, which changes no timing) compiled for
@@ -262,7 +285,7 @@ def _int8(t: Table, classifier, feats, n) -> None:
     return qb
 
 
-def _floor(t: Table, fs: dict, cs: dict, q8_bytes: int | None) -> None:
+def _floor(t: Table, fs: dict, cs: dict, q8_bytes: int | None, h16_bytes: int | None = None) -> None:
     """This machine's floor for a frame (core.compiler.roofline), measured now, beside our times:
     each stage at least its bytes over the read bandwidth of the cache level they fit in and at
     least its FLOPs over the float32 FMA rate (the featurizer's FFT and filterbank run in float32
@@ -296,6 +319,12 @@ def _floor(t: Table, fs: dict, cs: dict, q8_bytes: int | None) -> None:
     if block.get("both"):
         parts.append(f"{block['both'] / floor:.2f}x in block calls")
     parts.append(f"classifier alone {comp['classifier'] / c_floor:.2f}x")
+    h16 = t.rows.get("compiled fp16 weights, one native call per frame", {})
+    if h16.get("both") and h16_bytes:
+        (hl, hbw) = bw(h16_bytes)
+        h_floor = f_floor + roofline.floor_us(h16_bytes, 2 * cs["macs"], hbw, fl32)
+        parts.append(f"with fp16 weights {h16['both']:.1f} us = {h16['both'] / floor:.2f}x the float32 floor "
+                     f"({h16['both'] / h_floor:.2f}x its own {h_floor:.2f} us, {h16_bytes / 1024:.0f} KiB in {hl})")
     q8 = t.rows.get("compiled int8, one native call per frame", {}).get("classifier")
     if q8 and q8_bytes:
         ql, qbw = bw(q8_bytes)

@@ -43,6 +43,9 @@ def _array_body(values: np.ndarray, ty: str) -> str:
     if ty == "double":
         bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
         return ", ".join([f"double 0x{b:016X}" for b in bits.tolist()])
+    if ty == "half":
+        bits = np.ascontiguousarray(values, dtype=np.float16).view(np.uint16)
+        return ", ".join([f"half 0xH{b:04X}" for b in bits.tolist()])
     if ty in ("i32", "i64", "i8"):
         return ", ".join(f"{ty} {int(v)}" for v in np.asarray(values).reshape(-1).tolist())
     raise ValueError(ty)
@@ -84,9 +87,9 @@ class Module:
     def const_array(self, hint: str, values, ty: str = "float") -> str:
         """A read-only global array (64-byte aligned), shared between equal contents."""
         arr = np.asarray(values)
-        arr = arr.astype(
-            {"float": np.float32, "double": np.float64, "i32": np.int32, "i8": np.int8, "i64": np.int64}[ty]
-        ).reshape(-1)
+        dtypes = {"float": np.float32, "half": np.float16, "double": np.float64, "i32": np.int32, "i8": np.int8,
+                  "i64": np.int64}
+        arr = arr.astype(dtypes[ty]).reshape(-1)
         if arr.size == 0:
             arr = np.zeros(1, arr.dtype)
         key = ty.encode() + hashlib.sha256(arr.tobytes()).digest()

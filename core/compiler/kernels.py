@@ -129,16 +129,42 @@ def tile_width(options: dict | None) -> int:
     return max(16, 8 * simd_floats(options))
 
 
-def tiled_weights(m: Module, hint: str, w_padded: np.ndarray, tile: int) -> str:
+def weight_type(options: dict | None) -> str:
+    """Element type of the dense and recurrent weight matrices: "half" with options["weights"] ==
+    "fp16" (half the bytes to stream per frame; each weight widened to float32 as it is loaded, all
+    arithmetic float32), else "float"."""
+    w = (options or {}).get("weights", "fp32")
+    if w not in WEIGHT_FORMATS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_FORMATS)}, got {w!r}")
+    return "half" if w == "fp16" else "float"
+
+
+WEIGHT_FORMATS = ("fp32", "fp16")
+MATVEC_WEIGHTS = {"dense": ("weight",), "gru": ("w_ih", "w_hh"), "lstm": ("w_ih", "w_hh")}
+
+
+def round_weights_fp16(graph):
+    """The graph with every matvec weight (MATVEC_WEIGHTS) rounded to the nearest float16: what code
+    compiled with options["weights"] = "fp16" computes, to the bit (fp16 -> fp32 is exact)."""
+    g = graph.copy()
+    for n in g.nodes:
+        for key in MATVEC_WEIGHTS.get(n.op, ()):
+            if key in n.params:
+                n.params[key] = np.asarray(n.params[key], np.float32).astype(np.float16).astype(np.float32)
+    return g
+
+
+def tiled_weights(m: Module, hint: str, w_padded: np.ndarray, tile: int, ty: str = "float") -> str:
     """(Mp, K) -> per output tile (start, width), the tile's (K, width) block, tiles one after the
-    other: tile t starts at float start * K and streams contiguously over k."""
+    other: tile t starts at element start * K and streams contiguously over k."""
     k = w_padded.shape[1]
     parts = [np.ascontiguousarray(w_padded[s : s + w].T).reshape(-1) for s, w in tiles(w_padded.shape[0], tile)]
-    return m.const_array(hint, np.concatenate(parts) if k else np.zeros(0, np.float32))
+    return m.const_array(hint, np.concatenate(parts) if k else np.zeros(0, np.float32), ty)
 
 
 def matvec(
-    fn: Function, y: str, mp: int, sources: list[tuple[str, str, int]], bias: str | None, tile: int
+    fn: Function, y: str, mp: int, sources: list[tuple[str, str, int]], bias: str | None, tile: int,
+    wty: str = "float",
 ) -> None:
     """y[0:mp] = bias + sum over sources (W, x, K) of W @ x[0:K], W laid out by `tiled_weights`.
 
@@ -147,6 +173,7 @@ def matvec(
     broadcast of x[k], one fused multiply-add (llvm.fmuladd: FMA where the CPU has it). The sum for
     each output runs over k in order, source after source, starting from the bias: a float32
     dot product in one fixed order (within the float32 error bound of numpy's `x @ W.T + b`).
+    `wty="half"`: the weights are float16 (`tiled_weights(..., "half")`), widened exactly on load.
     """
     m = fn.module
     v = min(16, max(4, tile // 8))  # lanes per accumulator: one register (power of two, divides 16)
@@ -163,12 +190,16 @@ def matvec(
             fn.emit(f"store {vt} {init}, ptr {acc}, align {al}")
             accs.append(acc)
         for wg, x, k_size in sources:
-            base = fn.gep("float", wg, s * k_size, "wt")
+            base = fn.gep(wty, wg, s * k_size, "wt")
             with fn.loop("0", str(k_size), hint="mv") as k:
                 xs = fn.splat("float", v, fn.load_at("float", x, k, "x"))
-                row = fn.gep("float", base, fn.iop("mul", k, str(w)), "w")
+                row = fn.gep(wty, base, fn.iop("mul", k, str(w)), "w")
                 for j, acc in enumerate(accs):
-                    wv = fn.assign(f"load {vt}, ptr {fn.gep('float', row, j * v)}, align {al}", "w")
+                    if wty == "half":
+                        hv = fn.assign(f"load <{v} x half>, ptr {fn.gep('half', row, j * v)}, align {2 * v}", "wh")
+                        wv = fn.assign(f"fpext <{v} x half> {hv} to {vt}", "w")
+                    else:
+                        wv = fn.assign(f"load {vt}, ptr {fn.gep('float', row, j * v)}, align {al}", "w")
                     a = fn.assign(f"load {vt}, ptr {acc}, align {al}", "acc")
                     r = fn.assign(f"call {vt} @{name}({vt} {wv}, {vt} {xs}, {vt} {a})", "fma")
                     fn.emit(f"store {vt} {r}, ptr {acc}, align {al}")

@@ -123,11 +123,12 @@ class Dense(OpLowering):
             raise ValueError(f"weight shape {w.shape} does not fit input size {k.in_size}")
         wp, mp = kernels.padded_rows(w)
         tile = kernels.tile_width(k.options)
-        wt = kernels.tiled_weights(k.m, f"dense_{k.node.id}_w", wp, tile)
+        wty = kernels.weight_type(k.options)
+        wt = kernels.tiled_weights(k.m, f"dense_{k.node.id}_w", wp, tile, wty)
         bias = None
         if "bias" in k.node.params:
             bias = k.m.const_array(f"dense_{k.node.id}_b", kernels.padded_vec(np.asarray(k.node.params["bias"])))
-        kernels.matvec(k.fn, k.out, mp, [(wt, k.ins[0], k.in_size)], bias, tile)
+        kernels.matvec(k.fn, k.out, mp, [(wt, k.ins[0], k.in_size)], bias, tile, wty)
 
 
 # -------------------------------------------------------------------------------- recurrent
@@ -187,7 +188,8 @@ class _Recurrent(OpLowering):
             w = w[rows]
         wp, mp = kernels.padded_rows(w, blocks or self.gates)
         tag = f"{k.node.op}_{k.node.id}_{key}_{rows.start if rows else 0}"
-        return kernels.tiled_weights(k.m, tag, wp, kernels.tile_width(k.options)), wp.shape[0]
+        return (kernels.tiled_weights(k.m, tag, wp, kernels.tile_width(k.options), kernels.weight_type(k.options)),
+                wp.shape[0])
 
     def _bias(self, k: Kernel, keys: tuple[str, ...], rows: slice | None = None, blocks: int | None = None) -> str:
         b = sum(np.asarray(k.node.params[key], np.float32) for key in keys).astype(np.float32)
@@ -201,7 +203,8 @@ class _Recurrent(OpLowering):
         """dst = W[rows] @ src + b[rows] for W = w_ih or w_hh (b = b_ih or b_hh), padded per gate."""
         w, mp = self._weights(k, key, rows, blocks)
         bias = self._bias(k, ("b_ih" if key == "w_ih" else "b_hh",), rows, blocks)
-        kernels.matvec(k.fn, dst, mp, [(w, src, src_size)], bias, kernels.tile_width(k.options))
+        kernels.matvec(k.fn, dst, mp, [(w, src, src_size)], bias, kernels.tile_width(k.options),
+                       kernels.weight_type(k.options))
 
     def _project_both(self, k: Kernel, dst: str, rows: slice | None = None, blocks: int | None = None) -> None:
         """dst = (b_ih + b_hh)[rows] + W_ih[rows] @ x + W_hh[rows] @ h in one pass (float only)."""
@@ -209,7 +212,7 @@ class _Recurrent(OpLowering):
         wh, _ = self._weights(k, "w_hh", rows, blocks)
         bias = self._bias(k, ("b_ih", "b_hh"), rows, blocks)
         srcs = [(wi, k.ins[0], k.in_size), (wh, k.r["h"], self._hid(k.node))]
-        kernels.matvec(k.fn, dst, mp, srcs, bias, kernels.tile_width(k.options))
+        kernels.matvec(k.fn, dst, mp, srcs, bias, kernels.tile_width(k.options), kernels.weight_type(k.options))
 
     def _pre(self, k: Kernel, q: int, i: str) -> str:
         """Gate q's pre-activation at lane i: gi + gh, or gi alone when both projections were fused."""

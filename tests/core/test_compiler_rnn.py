@@ -201,3 +201,23 @@ def test_keyword_spotter_backends(shared_data, devkit):
     assert np.array_equal(np.array(steps), pa)
     with pytest.raises(ValueError, match="backend"):
         KeywordSpotter(feat, clf, backend="gpu")
+
+
+@pytest.mark.parametrize("op", ["gru", "lstm"])
+def test_fp16_weights_are_the_float_code_on_rounded_weights(feats, devkit, op):
+    """options weights=fp16: dense and recurrent weights stored as float16 (half the bytes), each
+    widened exactly to float32 as it is loaded, the arithmetic unchanged: bit-for-bit the float
+    code run on the weights rounded to float16 (round_weights_fp16), on a real stream with VAD
+    resets. The rounding itself moves the probabilities (the test would pass vacuously if not)."""
+    from core.compiler.kernels import round_weights_fp16
+    from core.errors import CompileError
+
+    g = _rnn_graph(op, 64, _vad_attrs(devkit))
+    half = CompiledModel(g, "t_fp16", options={"weights": "fp16"})
+    assert "x half]" in half.ir and "x half>" in half.ir
+    rounded = CompiledModel(round_weights_fp16(g), "t_fp16_ref")
+    got, want = half.run(feats), rounded.run(feats)
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(got, CompiledModel(g, "t_fp32").run(feats))
+    with pytest.raises(CompileError, match="weights must be one of"):
+        CompiledModel(g, "t_bad", options={"weights": "bf16"})
