@@ -18,6 +18,7 @@ real speech together, give `kws lists` both folders:
 from __future__ import annotations
 
 import os
+import queue
 import re
 import threading
 import time
@@ -287,21 +288,36 @@ def synthesize(words: Sequence[str], outdir: str | os.PathLike, cfg: SynthConfig
             stage(f"synthesizing with {', '.join(e.name for e in engines)}")
         if progress:
             progress(0, len(todo))
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        # each thread speaks a fixed share in order: an engine process carries state from one
+        # utterance to the next (a festival diphone take differs after some other takes), so which
+        # process speaks a take, and after what, must not depend on timing (reproducible builds)
+        jobs = max(1, min(jobs, len(todo)))
+        done: queue.Queue = queue.Queue()
+
+        def speak(share: range) -> None:
+            for i in share:
+                done.put((i, one(todo[i])))
+
+        results: list = [None] * len(todo)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for j in range(jobs):
+                pool.submit(speak, range(j, len(todo), jobs))
             try:
-                for i, res in enumerate(pool.map(one, todo), 1):
+                for n in range(1, len(todo) + 1):
+                    i, results[i] = done.get()
                     check_cancel(cancel)
-                    if res is not None:
-                        path, err = res
-                        if err:
-                            skipped.append((err.split(" ", 1)[0], err))
-                        else:
-                            written.append(path)
                     if progress:
-                        progress(i, len(todo))
+                        progress(n, len(todo))
             except (Cancelled, KeyboardInterrupt):
                 stop.set()
                 raise
+        for res in results:
+            if res is not None:
+                path, err = res
+                if err:
+                    skipped.append((err.split(" ", 1)[0], err))
+                else:
+                    written.append(path)
         timing = {n: EngineTiming(c, s) for n, (c, s) in spent.items() if c}
         return SynthResult(tuple(written), tuple(skipped), timing)
     finally:
