@@ -75,7 +75,7 @@ def add_arguments(p):
     p.add_argument("--hold-frames", type=int, default=d.hold_frames,
                    help="peak: frames a word may last after it is said, before it must fade")
     p.add_argument("--release-weight", type=float, default=d.release_weight,
-                   help="peak: weight of the quiet frames' background loss")
+                   help="weight of the quiet frames' background loss (peak; --quiet-background)")
     p.add_argument("--quiet-background", action="store_true",
                    help="last: every frame of a background row learns 'no word', not only the last")
     t = p.add_argument_group("distillation (teacher-student)")
