@@ -92,6 +92,8 @@ def setup_ui(view) -> None:
     view.threshold_spin.valueChanged.connect(view._controls_changed)
     view.smoothing_spin.valueChanged.connect(view._controls_changed)
     view.ignore_edit = QLineEdit(str(view.settings.value("live/ignore", "")))
+    # until the user sets the field: each model's classes that are no keyword (background, unknown)
+    view.ignore_auto = not view.settings.contains("live/ignore")
     view.ignore_edit.setPlaceholderText("labels to ignore, e.g. background_noise")
     view.ignore_edit.setToolTip("Comma-separated labels never reported as detections nor drawn as lines")
     view.ignore_edit.editingFinished.connect(view._ignore_changed)

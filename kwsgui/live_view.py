@@ -25,6 +25,7 @@ from PyQt5.QtWidgets import (
 from core.audio.formats import DIALOG_FILTER
 from core.audio.sources import WavSource
 from core.errors import KwsError
+from core.evaluate.calibrate import default_ignore
 from core.pipeline import detector_settings, stored_detector
 from kwsgui import APPLICATION, ORGANIZATION
 from kwsgui.live_source import has_module
@@ -103,6 +104,9 @@ class LiveView(QWidget):
         self.lines.clear_lines()
         self.lines_legend.clear()
         self.bars.set_labels(models.labels)
+        if self.ignore_auto:
+            self.ignore_edit.setText(", ".join(default_ignore(models.labels)))
+        self.controls.set_ignore(self.ignored())
         has_clf = models.classifier is not None
         self.bars_box.setVisible(has_clf)
         self.lines_box.setVisible(has_clf)
@@ -392,6 +396,7 @@ class LiveView(QWidget):
         if unknown:
             self.show_error(f"ignore: not a label of this classifier: {', '.join(unknown)}")
         self.controls.set_ignore(labels)
+        self.ignore_auto = False
         self.settings.setValue("live/ignore", self.ignore_edit.text())
 
     def set_ignore(self, labels: str) -> None:

@@ -10,7 +10,7 @@ from display_check import assert_display_matches
 
 from core.audio.wav import read_wav
 from core.features.featurizer import featurize
-from core.models import DEMO_WAV
+from core.models import DEFAULT_CATEGORIES, DEFAULT_CLASSIFIER, DEFAULT_FEATURIZER, DEMO_WAV
 from kwsgui.model_set import BUILTIN
 from kwsgui.plots import to_display
 
@@ -234,6 +234,32 @@ def test_ignored_labels_are_not_detected(qtbot, view, devkit, data_dir):
     assert all(view.bars.labels[i] not in ("seven", "background_noise") for i in view.lines.shown)
     view.set_ignore("no_such_label")
     assert "no_such_label" in view.error_label.text()
+
+
+def load_bundled(view) -> None:
+    for load, path in ((view.load_featurizer, DEFAULT_FEATURIZER), (view.load_classifier, DEFAULT_CLASSIFIER),
+                       (view.load_categories, DEFAULT_CATEGORIES)):
+        assert load(path), view.error_label.text()
+
+
+def test_classes_that_are_no_keyword_are_ignored_until_the_user_says_otherwise(qtbot, view, devkit):
+    """A fresh user: the model's background class is not reported (the bundled model says when noise
+    follows a word: that is no detection) and is filled into Ignore, for each model loaded; once the
+    user sets the field, theirs is kept and saved."""
+    load_bundled(view)
+    assert view.ignore_edit.text() == "background_noise" and view.controls.ignore == ("background_noise",)
+    play_to_end(qtbot, view, DEMO_WAV)
+    heard = detections(view)
+    assert "seven" in heard and "background_noise" not in heard
+    load_devkit(view, devkit)
+    assert view.ignore_edit.text() == "background_noise"
+    view.set_ignore("")
+    assert view.controls.ignore == () and view.settings.value("live/ignore") == ""
+    load_bundled(view)
+    assert view.ignore_edit.text() == ""
+    view.log.clear()
+    play_to_end(qtbot, view, DEMO_WAV)
+    assert "background_noise" in detections(view)
 
 
 def test_folder_source_previous_and_next(qtbot, view, devkit, data_dir):
