@@ -21,11 +21,12 @@ import torch
 
 from core.data.dataset import BACKGROUND_LABELS, Dataset, load_dataset
 from core.errors import DataError, KwsError
+from core.evaluate.calibrate import default_ignore
 from core.evaluate.passrate import best_frames
 from core.outputs import atomic_file, clean_stale, output_set, settle
 from core.train import arch
 from core.train.config import TrainConfig
-from core.train.teacher import UNKNOWN_ALIASES, TeacherSpec, load_teacher
+from core.train.teacher import TeacherSpec, load_teacher
 from core.train.warmstart import adopt_architecture, apply_init, load_init
 
 
@@ -219,9 +220,8 @@ class Trainer:
         self.teacher, self.soft, self.covered = None, None, None
         bg = [i for i, c in enumerate(self.categories) if c in BACKGROUND_LABELS]
         self.bg_index = bg[0] if bg else -1
-        no_word = BACKGROUND_LABELS + UNKNOWN_ALIASES
-        self.no_word = torch.tensor([i for i, c in enumerate(self.categories) if c in no_word],
-                                    dtype=torch.long, device=self.device)
+        no_word = default_ignore(self.categories)  # background, silence, unknown: the classes of no word
+        self.no_word = torch.tensor([self.categories.index(c) for c in no_word], dtype=torch.long, device=self.device)
         if cfg.quiet_background and self.bg_index < 0:
             raise DataError("--quiet-background: the categories have no background class")
         if cfg.teacher_mode == "dataset":
