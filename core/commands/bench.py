@@ -184,7 +184,7 @@ def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers:
         block_us(lambda: cc.run_into(feats, out_c), n),
         block_us(lambda: both.run_into(audio, out_c), n),
     )
-    h16 = _fp16(t, featurizer, classifier, audio, feats, n)
+    h16 = _fp16(t, featurizer, classifier, cc, audio, feats, n)
     q8 = _int8(t, classifier, feats, n)
     m = min(n, 500)
     fi, ci = Interpreter(featurizer), Interpreter(classifier)
@@ -239,10 +239,11 @@ def native_step(m, x):
     return f
 
 
-def _fp16(t: Table, featurizer, classifier, audio, feats, n) -> int:
+def _fp16(t: Table, featurizer, classifier, compiled, audio, feats, n) -> int:
     """The classifier compiled with float16 dense and recurrent weights (widened to float32 as they
     are loaded: half the bytes to stream, float32 arithmetic; exactly the float code run on the
-    weights rounded to float16), per frame, and how far its probabilities move on these frames."""
+    weights rounded to float16), per frame, and how far its probabilities move on these frames from
+    `compiled` (the float32 classifier already timed)."""
     from core.compiler.kernels import MATVEC_WEIGHTS
     from core.compiler.runtime import CompiledModel
 
@@ -253,10 +254,9 @@ def _fp16(t: Table, featurizer, classifier, audio, feats, n) -> int:
                for node in classifier.nodes for key, p in node.params.items())
     t.row("compiled fp16 weights, one native call per frame", clf=per_frame_us(native_step(ch, feats), n),
           both=per_frame_us(native_step(both, audio), n), note=f"(weights {half / 1024:.0f} KiB)", weight_bytes=half)
-    ref = CompiledModel(classifier, "bench_c")
-    ref.reset()
+    compiled.reset()
     ch.reset()
-    moved = float(np.abs(ch.run(feats) - ref.run(feats)).max())
+    moved = float(np.abs(ch.run(feats) - compiled.run(feats)).max())
     print(f"  fp16 weights: probabilities within {moved:.1e} of float32 weights on these {n} frames")
     return half
 
