@@ -9,6 +9,7 @@ import sys
 
 from core.commands.common import add_model_arguments, resolve_models, time_text
 from core.errors import AudioError, KwsError
+from core.evaluate.calibrate import default_ignore
 from core.pipeline import Detector, KeywordSpotter, detector_settings
 
 SHOW_SKIPPED = 5  # unreadable files named at the end of a --wav-dir run (the rest are counted)
@@ -19,6 +20,7 @@ def add_arguments(p):
     src = p.add_argument_group("input (default: the microphone)")
     ex = src.add_mutually_exclusive_group()
     ex.add_argument("--wav-file", "-w", metavar="W", help="a wav file")
+    ex.add_argument("wav", nargs="?", metavar="WAV", help="a wav file (the same as --wav-file WAV)")
     ex.add_argument("--wav-dir", metavar="D", help="a folder of wav files, processed in sorted order")
     src.add_argument("--reset", action="store_true", help="with --wav-dir: reset the model state between files")
     src.add_argument("--device", type=int, metavar="N", help="microphone device index (see --list-devices)")
@@ -31,7 +33,8 @@ def add_arguments(p):
                       help="report above this (default: the model's stored one, from kws calibrate, else 0.6)")
     post.add_argument("--smoothing", type=int, metavar="N",
                       help="average the last N frames, 0: off (default: the model's stored one, else 0)")
-    post.add_argument("--ignore", default="", metavar="LABEL,...", help="labels never reported")
+    post.add_argument("--ignore", metavar="LABEL,...",
+                      help="labels never reported (default: the model's background/unknown classes; '' for none)")
     p.add_argument("--verbose", "-v", action="store_true", help="print the best label of every frame")
     be = p.add_mutually_exclusive_group()
     be.add_argument("--compiled", dest="backend", action="store_const", const="compiled",
@@ -73,12 +76,13 @@ def main(args) -> int:
     spotter = KeywordSpotter(featurizer, classifier, backend=args.backend or "auto")
     if spotter.fallback_reason:
         print(f"note: running the interpreter ({spotter.fallback_reason})", file=sys.stderr)
-    ignore = [s for s in args.ignore.split(",") if s]
+    ignore = default_ignore(cats) if args.ignore is None else [s for s in args.ignore.split(",") if s]
     settings = detector_settings(classifier, args.threshold, args.smoothing)
     if "from the model" in settings.source:
         print(f"note: {settings.source}", file=sys.stderr)
     detector = Detector(cats, settings.threshold, settings.smoothing, ignore)
     hop, rate = spotter.hop_length, spotter.sample_rate
+    args.wav_file = args.wav_file or args.wav
     if args.wav_file:
         from core.audio.sources import WavSource
 

@@ -34,6 +34,18 @@ def test_run_detects_word_in_wav(devkit_args, shared_data, word, index):
     assert 0 < float(lines[-1].split(":")[1].split()[0]) < 50  # ms
 
 
+def test_run_reports_words_not_background_unless_asked(shared_data):
+    """`kws run WAV` (positional) with the bundled model: its background class is not a detection
+    (the live view's rule, core.evaluate.calibrate.default_ignore) until --ignore says otherwise."""
+    clip = shared_data / "speech_commands_v0.01_sample" / "cat" / "26e573a9_nohash_0.wav"
+    quiet, everything = kws("run", clip), kws("run", "--wav-file", clip, "--ignore", "")
+    assert quiet.returncode == 0 and everything.returncode == 0, quiet.stderr + everything.stderr
+    said = lambda out: [ln.split("% ")[1].rstrip(" >") for ln in out.stdout.splitlines()  # noqa: E731
+                        if ln.startswith("<<< DETECTED")]
+    assert said(quiet) == ["cat"]
+    assert "background_noise" in said(everything) and "cat" in said(everything)
+
+
 def test_run_wav_dir_with_reset(devkit_args, shared_data):
     out = kws("run", *devkit_args, "--wav-dir", shared_data / "speech_commands_v0.01_sample" / "seven", "--reset",
               "--threshold", "0.5")
