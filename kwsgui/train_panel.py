@@ -65,7 +65,7 @@ GROUPS = {
     "Optimiser": ("epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "momentum"),
     "Schedule": ("scheduler", "lr_step_size", "lr_gamma", "lr_min"),
     "Regularisation": ("spec_augment", "label_smoothing", "context_prob", "context_rows", "target_frame",
-                       "hold_frames", "release_weight", "quiet_background"),
+                       "hold_frames", "release_weight", "quiet_background", "quiet_unknown"),
     "Teacher (distillation)": ("teacher", "teacher_featurizer", "teacher_categories", "teacher_mode",
                                "distill_weight", "temperature", "mix_prob", "teacher_vad"),
     "Run": ("device", "seed"),

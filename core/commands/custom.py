@@ -30,6 +30,8 @@ def add_arguments(p):
     p.add_argument("--user-copies", type=int, default=d.user_copies, help="augmented copies of each of your clips")
     p.add_argument("--reversed-copies", type=int, default=d.reversed_copies,
                    help="augmented copies of each of your clips played backwards, as unknown (0: none)")
+    p.add_argument("--quiet-unknown", type=float, default=d.quiet_unknown, metavar="W",
+                   help="weight of 'no word' at other words' rows' likeliest frame, not only at their end (0: off)")
     p.add_argument("--background-rows", type=int, default=d.background_rows, help="rows of pure noise")
     p.add_argument("--engines", metavar="E,...", help="speech engines to use (default: every one installed)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
@@ -53,6 +55,7 @@ def add_arguments(p):
 def main(args) -> int:
     cfg = CustomConfig(synth_per_word=args.synth_per_word, negative_takes=args.negative_takes,
                        user_copies=args.user_copies, reversed_copies=args.reversed_copies,
+                       quiet_unknown=args.quiet_unknown,
                        background_rows=args.background_rows,
                        engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()) if args.engines else None,
                        hidden_size=args.hidden_size, num_layers=args.num_layers, epochs=args.epochs, init=args.init,

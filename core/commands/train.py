@@ -78,6 +78,9 @@ def add_arguments(p):
                    help="weight of the quiet frames' background loss (peak; --quiet-background)")
     p.add_argument("--quiet-background", action="store_true",
                    help="last: every frame of a background row learns 'no word', not only the last")
+    p.add_argument("--quiet-unknown", type=float, default=d.quiet_unknown, metavar="W",
+                   help="last: an unknown row's likeliest frame for a word learns 'no word' too (max-pooling), "
+                        "with weight W (0: off)")
     t = p.add_argument_group("distillation (teacher-student)")
     t.add_argument("--teacher", default=d.teacher, metavar="MODEL",
                    help="a trained model (.ell, .onnx, .kwm) whose probabilities the student learns from")

@@ -56,6 +56,11 @@ class TrainConfig:
     # the last frame, so a clatter half a row before its end could fire a streaming detector
     # without ever costing the loss anything.
     quiet_background: bool = False
+    # last: an unknown row (other words) also learns "no word" at the one frame where a word is most
+    # likely (max-pooling, as for wake words), with this weight (0: off): a detector fires on any
+    # frame, so a word that half-way sounds like the keyword ('hap-' of 'happy' for 'cat') must not,
+    # though only its last frame is labelled.
+    quiet_unknown: float = 0.0
     # knowledge distillation: a teacher model (any model the app loads) gives soft targets.
     # online: it labels every batch as trained (fresh views: SpecAugment, context, mixtures);
     # dataset: the soft targets stored by `kws dataset --teacher` (any teacher featurizer)
@@ -104,6 +109,8 @@ class TrainConfig:
             bad("hold_frames", "must be >= 0")
         if self.release_weight < 0:
             bad("release_weight", "must be >= 0")
+        if self.quiet_unknown < 0:
+            bad("quiet_unknown", "must be >= 0")
         if self.tcn_kernel < 2:
             bad("tcn_kernel", "must be >= 2")
         if not self.learning_rate > 0:

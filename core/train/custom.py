@@ -68,6 +68,8 @@ class CustomConfig:
     epochs: int = 8
     # which frames carry the word (TrainConfig.target_frame): peak fires on the word and lets go
     target_frame: str = "last"
+    # weight of "no word" at other words' rows' likeliest frame (TrainConfig.quiet_unknown; 0: off)
+    quiet_unknown: float = 0.0
     teacher: str = ""  # a model whose soft targets help (it must not be what the word is learnt from)
     target_fa_per_hour: float = 1.0
     # the stored threshold allows false accepts on at most this share of held-out other words' clips
@@ -81,7 +83,8 @@ class CustomConfig:
         for name in ("synth_per_word", "negative_takes", "epochs", "hidden_size", "num_layers", "jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"custom {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("user_copies", "reversed_copies", "synth_copies", "background_rows"):
+        for name in ("user_copies", "reversed_copies", "synth_copies", "background_rows",
+                     "quiet_unknown"):
             if getattr(self, name) < 0:
                 raise ValueError(f"custom {name} must be >= 0, got {getattr(self, name)}")
         if not self.calibration_minutes > 0:
@@ -352,7 +355,8 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
                        batch_size=128, optimizer="adam", learning_rate=1e-3 if init else 3e-3, scheduler="cosine",
                        normalize=True, spec_augment=True, context_prob=0.3,
                        dropout=0.1 if cfg.num_layers > 1 else 0.0, teacher=cfg.teacher, seed=cfg.seed,
-                       init=init, init_outputs=False, target_frame=cfg.target_frame, quiet_background=True)
+                       init=init, init_outputs=False, target_frame=cfg.target_frame, quiet_background=True,
+                       quiet_unknown=cfg.quiet_unknown)
     on_batch = (lambda epoch, batch, batches: progress(epoch * batches + batch, cfg.epochs * batches)) if progress \
         else None
     trainer = Trainer(tcfg, Splits(train, val, None), work / "train", on_progress=on_batch, stop=cancel)

@@ -224,6 +224,10 @@ class Trainer:
         self.no_word = torch.tensor([self.categories.index(c) for c in no_word], dtype=torch.long, device=self.device)
         if cfg.quiet_background and self.bg_index < 0:
             raise DataError("--quiet-background: the categories have no background class")
+        unknown = [i for i in self.no_word.tolist() if i != self.bg_index]
+        self.unknown_index = unknown[0] if unknown else -1
+        if cfg.quiet_unknown and self.unknown_index < 0:
+            raise DataError("--quiet-unknown: the categories have no unknown class")
         if cfg.teacher_mode == "dataset":
             if tr.soft is None:
                 raise DataError("--teacher-mode dataset: the training set has no soft targets; build it with "
@@ -355,6 +359,16 @@ class Trainer:
         first = self.cfg.hold_frames if after_context else 0
         return -torch.logsumexp(seq[rows][:, first:][:, :, self.no_word], dim=2).mean()
 
+    def _quiet_unknown(self, seq: torch.Tensor, yb: torch.Tensor, after_context: bool) -> torch.Tensor | float:
+        """Last-frame targets: an unknown row's frame where some word is most likely learns
+        -log(p_background + p_unknown) (max-pooling over the row: the frame that would fire)."""
+        rows = yb == self.unknown_index
+        if not bool(rows.any()):
+            return 0.0
+        first = self.cfg.hold_frames if after_context else 0
+        quiet = torch.logsumexp(seq[rows][:, first:][:, :, self.no_word], dim=2)  # (rows, T) log p(no word)
+        return -quiet.min(dim=1).values.mean()
+
     # ------------------------------------------------------------ checkpoints
     @property
     def checkpoint_path(self) -> Path:
@@ -422,13 +436,16 @@ class Trainer:
                 # state carried), the target = the row's own (the teacher labelled the row alone)
                 xb = torch.cat([self._context(xb, gen), xb], dim=1)
             seq = self.net(xb)
+            unknown_loss = 0.0
             if cfg.target_frame == "peak":
                 out, quiet_loss = self._peak(seq[:, -n_row:], xb[:, -n_row:], yb, q, xb.shape[1] > n_row)
             else:
                 out = seq[:, -1]
                 quiet_loss = self._quiet_background(seq[:, -n_row:], yb, xb.shape[1] > n_row) \
                     if cfg.quiet_background else 0.0
-            loss = self._loss(out, yb, q) + cfg.release_weight * quiet_loss
+                if cfg.quiet_unknown:
+                    unknown_loss = self._quiet_unknown(seq[:, -n_row:], yb, xb.shape[1] > n_row)
+            loss = self._loss(out, yb, q) + cfg.release_weight * quiet_loss + cfg.quiet_unknown * unknown_loss
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

@@ -202,16 +202,18 @@ def test_peak_targets_keep_other_words_quiet_inside_a_word(tmp_path):
     assert fires_1[test.labels == 2].mean() < 0.3, fires_1[test.labels == 2].mean()
 
 
-def _clatter_rows(n, seed, frames=16):
+def _clatter_rows(n, seed, frames=16, like_the_word=0):
     """Classes background, unknown, word: the word is feature 0 up at frames 3-5, unknown rows are
-    feature 1's bump; a background row is a sound that starts as the word does and goes on
-    (feature 0 up at 3-5, then feature 2 at 9-11), as a clatter of dishes may start like 'happy'."""
+    feature 1's bump; rows of class `like_the_word` (background: a clatter of dishes that starts
+    like 'happy'; unknown: 'happy' that starts like 'cat') start as the word does and go on
+    (feature 0 up at 3-5, then feature 2 at 9-11)."""
     d = _bump_rows(n, seed, frames)
     y = d.labels.copy()
-    word, unknown, noise = y == 1, y == 2, y == 0
+    word, unknown = y == 1, y == 2
     d.labels[word], d.labels[unknown] = 2, 1
-    d.features[noise, 3:6, 0] += 2.0
-    d.features[noise, 9:12, 2] += 2.0
+    like = d.labels == like_the_word
+    d.features[like, 3:6, 0] += 2.0
+    d.features[like, 9:12, 2] += 2.0
     return Dataset(d.features, d.labels, ("background", "unknown", "word"), d.featurizer, d.meta)
 
 
@@ -232,6 +234,25 @@ def test_quiet_background_keeps_a_detector_quiet_in_noise(tmp_path):
         assert p[test.labels == 2, -1, 2].mean() > 0.8  # the word still ends its rows
         fires[quiet] = float(p[test.labels == 0, :, 2].max(axis=1).mean())  # best frame in background rows
     assert fires[False] > 0.5 and fires[True] < 0.2, fires
+
+
+def test_quiet_unknown_keeps_a_word_that_starts_like_the_keyword_quiet(tmp_path):
+    """Last-frame targets teach an unknown row 'unknown' at its end only: a word that starts like the
+    keyword fires it half-way. quiet_unknown: its likeliest frame learns 'no word' (max-pooling)."""
+    for name, n, seed in (("training", 480, 0), ("validation", 60, 1), ("testing", 90, 2)):
+        save_dataset(tmp_path / f"{name}.npz", _clatter_rows(n, seed, like_the_word=1))
+    test = _clatter_rows(90, 2, like_the_word=1)
+    fires = {}
+    for quiet in (False, True):
+        cfg = TrainConfig(quiet_unknown=float(quiet), **{**FAST, "epochs": 10, "hidden_size": 24})
+        tr = Trainer(cfg, load_splits(tmp_path), tmp_path / str(quiet))
+        tr.fit()
+        with torch.no_grad():
+            p = tr.model.eval()(torch.from_numpy(test.features)).exp().numpy()
+        assert p[test.labels == 2, -1, 2].mean() > 0.8  # the word still ends its rows
+        assert p[test.labels == 1, -1, 1].mean() > 0.8  # and the other word its own
+        fires[quiet] = float(p[test.labels == 1, :, 2].max(axis=1).mean())  # best frame in unknown rows
+    assert fires[False] > 0.3 and fires[True] < 0.1, fires  # measured 0.59 and 0.003
 
 
 def test_peak_targets_fire_on_the_word_and_let_go(tmp_path):
