@@ -38,6 +38,7 @@ OTHER_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", 
 ONSETS = ("b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "w", "sh", "ch", "st", "br")
 CODAS = ("t", "n", "s", "d", "k")
 VOWELS = set("aeiouy")
+VOWEL_SPELLINGS = ("a", "e", "i", "o", "u", "ee", "oo", "ai", "oa", "ir", "ou", "aw")
 # levels of the augmented copies: up to 20 dB above the recording, clipped at full scale (loud,
 # clipped takes were a third of the unseen speakers' 'bed' clips a detector missed); the noise rows
 # reach as loud, so loudness or clipping alone never says "word"
@@ -122,8 +123,10 @@ class CustomResult:
         return head, detail
 
 
-def sound_alikes(word: str, limit: int = 10, seed: int = 0) -> list[str]:
-    """Pseudo-words that sound like `word`: its onset swapped, its ending changed, one end dropped."""
+def sound_alikes(word: str, limit: int = 10, seed: int = 0, vowels: int = 5) -> list[str]:
+    """Pseudo-words that sound like `word`: `limit` with its onset swapped, its ending changed or one
+    end dropped, and `vowels` more with its first vowel changed ("bed" -> "bid", "bird": the vowel
+    alone must not make the keyword)."""
     w = word.lower()
     i = next((k for k, ch in enumerate(w) if ch in VOWELS), 0)
     onset, rest = w[:i], w[i:]
@@ -134,9 +137,40 @@ def sound_alikes(word: str, limit: int = 10, seed: int = 0) -> list[str]:
     out += [w[:j] + c for c in CODAS if w[:j] + c != w]
     if len(w) > 3:
         out += [w[1:], w[:-1]]
+    k = i
+    while k < len(w) and w[k] in VOWELS:
+        k += 1
+    swapped = [w[:i] + v + w[k:] for v in VOWEL_SPELLINGS if v != w[i:k]]
+    same = homophones(w, out + swapped)
     rng = np.random.default_rng([seed, len(w)])
-    uniq = [x for x in dict.fromkeys(out) if x != w and x.isalpha()]
-    return [uniq[k] for k in sorted(rng.permutation(len(uniq))[:limit])]
+
+    def pick(cands: list[str], n: int, taken: set) -> list[str]:
+        uniq = [x for x in dict.fromkeys(cands) if x != w and x.isalpha() and x not in taken | same]
+        return [uniq[m] for m in sorted(rng.permutation(len(uniq))[:n])]
+
+    first = pick(out, limit, set())
+    return first + pick(swapped, vowels, set(first))
+
+
+def homophones(word: str, candidates: Sequence[str]) -> set[str]:
+    """The candidates espeak-ng (en-us) says as `word` ("kat" for "cat"): labelled `unknown` they would
+    teach a detector that its own word is not it. Empty when espeak-ng is not installed."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("espeak-ng")
+    if exe is None or not candidates:
+        return set()
+    words = [word, *candidates]
+    try:
+        run = subprocess.run([exe, "-q", "-x", "-v", "en-us"], input="".join(f"{x}.\n" for x in words),
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    said = run.stdout.split("\n")
+    if run.returncode != 0 or len(said) < len(words):
+        return set()
+    return {x for x, ph in zip(candidates, said[1:]) if ph.strip() == said[0].strip()}
 
 
 def user_folders(clips_dir: str | os.PathLike, words: Sequence[str]) -> dict[str, list[Path]]:
