@@ -5,7 +5,8 @@ this machine and nothing that already knows the word:
    (`user_copies` copies: noise, reverb, speed, pitch, level, band and microphone colouring);
 2. the word spoken by every offline voice (core.data.synth: espeak-ng, flite, festival, Piper);
 3. negatives, all labelled `unknown`: other words and sound-alikes of the keyword (its onset or
-   ending swapped, "hello" -> "jello", "hellot") spoken by the same voices, real clips of other
+   ending swapped or its vowel changed, "hello" -> "jello", "hellot", "hallo"; never one that espeak-ng
+   says as the word) spoken by the same voices, real clips of other
    words from `negatives_dir`, and background rows of the noise recordings (class `background`);
 4. one training run of the one trainer (a small GRU; optionally a teacher), validated on voices it
    did not train on;
