@@ -141,6 +141,10 @@ class HeatMap(pg.PlotWidget):
         self.addItem(self.image)
         self._texts: list[pg.TextItem] = []
         self.matrix: np.ndarray | None = None
+        for name in ("left", "bottom"):  # empty until a matrix comes: no numbers on the class axes
+            self.getAxis(name).set_names([])
+        self.setXRange(0, 1, padding=0)
+        self.setYRange(0, 1, padding=0)
 
     def set_matrix(self, matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str] | None = None) -> None:
         m = np.asarray(matrix, dtype=float)

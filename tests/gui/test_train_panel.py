@@ -68,7 +68,21 @@ def test_every_option_has_a_field(panel):
     assert panel.config() == panel._saved_config()  # the form round-trips
 
 
+def axis_texts(heat) -> list[str]:
+    """The words drawn along the confusion matrix's two class axes."""
+    from PyQt5.QtGui import QPainter, QPixmap
+
+    heat.resize(400, 400)
+    pix = QPixmap(400, 400)
+    p = QPainter(pix)
+    try:
+        return [t for name in ("left", "bottom") for *_, t in heat.getAxis(name).generateDrawSpecs(p)[2]]
+    finally:
+        p.end()
+
+
 def test_one_epoch_then_resume_then_live_view(qtbot, panel, view, dataset_dir, tmp_path):
+    assert panel.heat.matrix is None and axis_texts(panel.heat) == []  # no numbers before a matrix
     out = tmp_path / "run"
     small(panel, dataset_dir, out, epochs=1)
     summary = run(qtbot, panel, panel.start)
@@ -77,6 +91,7 @@ def test_one_epoch_then_resume_then_live_view(qtbot, panel, view, dataset_dir, t
     assert panel.report.epochs == 1 and (out / "checkpoint.pt").is_file() and (out / "model.kwm").is_file()
     assert panel.result_label.text().startswith("test accuracy ")
     assert panel.heat.matrix.shape == (3, 3) and panel.heat.matrix.sum() == 18
+    assert set(axis_texts(panel.heat)) == set(CLASSES)  # (pyqtgraph may leave out a crowded name)
     assert panel.lr_label.text() == "lr 1.00e-02" and "epoch time" in panel.time_label.text()
 
     panel.set_option("epochs", 2)  # Resume: the checkpoint's epoch is replayed, one more is trained
