@@ -59,6 +59,8 @@ OPTIONS = {
     "hidden_size": "GRU units per layer (from scratch)",
     "num_layers": "GRU layers (from scratch)",
     "epochs": "training epochs",
+    "members": "detectors trained from as many seeds, their probabilities averaged (steadier than one)",
+    "quiet_unknown": "weight of 'no word' at other words' likeliest frame (0: off; fewer false accepts, lower scores)",
     "target_fa_per_hour": "false accepts per hour the DET stream's point may allow (reported)",
     "target_fa_clips": "share of held-out other words' clips the stored threshold may fire on",
     "calibration_minutes": "length of the held-out stream the threshold is chosen on",
@@ -70,9 +72,9 @@ OPTIONS = {
 INT_RANGES = {"synth_per_word": (1, 100_000), "negative_takes": (1, 10_000), "user_copies": (0, 10_000),
               "reversed_copies": (0, 10_000),
               "synth_copies": (0, 1000), "background_rows": (0, 1_000_000), "hidden_size": (1, 4096),
-              "num_layers": (1, 3), "epochs": (1, 10_000), "jobs": (1, 64), "seed": (0, 2**31 - 1)}
+              "num_layers": (1, 3), "epochs": (1, 10_000), "members": (1, 8), "jobs": (1, 64), "seed": (0, 2**31 - 1)}
 FLOAT_RANGES = {"held_out_percent": (1.0, 99.0), "target_fa_clips": (0.0, 0.99), "target_fa_per_hour": (0.0, 10_000.0),
-                "calibration_minutes": (0.1, 1440.0)}
+                "calibration_minutes": (0.1, 1440.0), "quiet_unknown": (0.0, 100.0)}
 
 
 def default_models_root() -> Path:

@@ -35,6 +35,8 @@ def add_arguments(p):
     p.add_argument("--background-rows", type=int, default=d.background_rows, help="rows of pure noise")
     p.add_argument("--engines", metavar="E,...", help="speech engines to use (default: every one installed)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    p.add_argument("--members", type=int, default=d.members,
+                   help="detectors trained from as many seeds, their probabilities averaged in one model")
     p.add_argument("--target-frame", choices=TARGET_FRAMES, default=d.target_frame,
                    help="frames that learn the word: last (of each 1 s row) or peak (on the word, then let go)")
     p.add_argument("--init", default=d.init, metavar="MODEL",
@@ -58,7 +60,8 @@ def main(args) -> int:
                        quiet_unknown=args.quiet_unknown,
                        background_rows=args.background_rows,
                        engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()) if args.engines else None,
-                       hidden_size=args.hidden_size, num_layers=args.num_layers, epochs=args.epochs, init=args.init,
+                       hidden_size=args.hidden_size, num_layers=args.num_layers, epochs=args.epochs,
+                       members=args.members, init=args.init,
                        target_frame=args.target_frame,
                        teacher=args.teacher, target_fa_per_hour=args.target_fa_per_hour,
                        calibration_minutes=args.calibration_minutes, seed=args.seed,

@@ -68,6 +68,9 @@ class CustomConfig:
     # a path = that model, "" = train from scratch (then hidden_size / num_layers apply)
     init: str = "default"
     epochs: int = 8
+    # detectors trained from as many seeds (same data), their probabilities averaged in one graph
+    # (core.graph.ensemble): builds vary a lot with the seed, their mean about as good as the best
+    members: int = 2
     # which frames carry the word (TrainConfig.target_frame): peak fires on the word and lets go
     target_frame: str = "last"
     # weight of "no word" at other words' rows' likeliest frame (TrainConfig.quiet_unknown; 0: off)
@@ -82,7 +85,7 @@ class CustomConfig:
     jobs: int = 2
 
     def __post_init__(self):
-        for name in ("synth_per_word", "negative_takes", "epochs", "hidden_size", "num_layers", "jobs"):
+        for name in ("synth_per_word", "negative_takes", "epochs", "members", "hidden_size", "num_layers", "jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"custom {name} must be >= 1, got {getattr(self, name)}")
         for name in ("user_copies", "reversed_copies", "synth_copies", "background_rows",
@@ -285,6 +288,7 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
     from core.data.synth import SynthConfig, synthesize
     from core.evaluate.calibrate import calibrate_on_clips, with_detector
     from core.graph import modelfile
+    from core.graph.ensemble import average_graphs
     from core.outputs import output_set
     from core.pipeline import DETECTOR_KEY, KeywordSpotter
     from core.progress import check_cancel
@@ -392,13 +396,23 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
                        dropout=0.1 if cfg.num_layers > 1 else 0.0, teacher=cfg.teacher, seed=cfg.seed,
                        init=init, init_outputs=False, target_frame=cfg.target_frame, quiet_background=True,
                        quiet_unknown=cfg.quiet_unknown)
-    on_batch = (lambda epoch, batch, batches: progress(epoch * batches + batch, cfg.epochs * batches)) if progress \
-        else None
-    trainer = Trainer(tcfg, Splits(train, val, None), work / "train", on_progress=on_batch, stop=cancel)
-    trainer.fit()
-    check_cancel(cancel)
-    result = trainer.finish()
-    classifier = modelfile.load(work / "train" / "model.kwm")
+    members, val_accs = [], []
+    for k in range(cfg.members):  # member 0 is the single-seed recipe; the others differ only in seed
+        if cfg.members > 1:
+            say(f"training ({k + 1} of {cfg.members})")
+        on_batch = (lambda epoch, batch, batches, k=k: progress((k * cfg.epochs + epoch) * batches + batch,
+                                                               cfg.members * cfg.epochs * batches)) \
+            if progress else None
+        run_dir = work / ("train" if k == 0 else f"train{k}")
+        trainer = Trainer(replace(tcfg, seed=cfg.seed + 1000 * k), Splits(train, val, None), run_dir,
+                          on_progress=on_batch, stop=cancel)
+        trainer.fit()
+        check_cancel(cancel)
+        result = trainer.finish()
+        members.append(modelfile.load(run_dir / "model.kwm"))
+        if result.log:
+            val_accs.append(float(result.log[-1]["val_accuracy"]))
+    classifier = average_graphs(members)
 
     say("calibrating the threshold on held-out voices")
     spotter = KeywordSpotter(featurizer, classifier)
@@ -424,7 +438,7 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
         modelfile.save(classifier, s.path(names[1]))
         s.path(names[2]).write_text("".join(f"{c}\n" for c in cats), encoding="utf-8")
         final = {n: str(s.final(n)) for n in names}
-    val_acc = float(result.log[-1]["val_accuracy"]) if result.log else None
+    val_acc = float(np.mean(val_accs)) if val_accs else None
     return CustomResult(final, tuple(words), {w: len(p) for w, p in user.items()},
                         {"training": len(train), "validation": len(val)}, val_acc, rule["threshold"],
                         rule["smoothing"], det["calibration"])

@@ -221,3 +221,23 @@ def test_fp16_weights_are_the_float_code_on_rounded_weights(feats, devkit, op):
     assert not np.array_equal(got, CompiledModel(g, "t_fp32").run(feats))
     with pytest.raises(CompileError, match="weights must be one of"):
         CompiledModel(g, "t_bad", options={"weights": "bf16"})
+
+
+def test_ensemble_is_the_mean_of_its_members(feats, devkit):
+    """core.graph.ensemble: the DevKit (with its VAD) and another GRU as one graph, the mean of the
+    two, in the interpreter (the same float32 operations: exact) and compiled; it saves and loads."""
+    from core.errors import ModelFormatError
+    from core.graph import modelfile
+    from core.graph.ensemble import average_graphs
+
+    a, b = devkit[1], _rnn_graph("gru", 64, _vad_attrs(devkit), seed=3)
+    both = average_graphs([a, b])
+    mean = (Interpreter(a).run(feats) + Interpreter(b).run(feats)) * np.float32(0.5)
+    np.testing.assert_array_equal(Interpreter(both).run(feats), mean)
+    check_parity(both, feats, name="ens")
+    back = modelfile.from_bytes(modelfile.to_bytes(both))
+    assert back.metadata["ensemble"] == 2 and back.categories == a.categories
+    narrow = b.copy()
+    narrow.node("d").params["weight"] = narrow.node("d").params["weight"][:12]
+    with pytest.raises(ModelFormatError, match="differ"):
+        average_graphs([a, narrow])

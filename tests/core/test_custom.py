@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from core.cli import main as kws
@@ -52,6 +53,10 @@ def test_kws_custom_toy_run(tmp_path, shared_data, capsys):
     assert (out / "categories.txt").read_text().split() == ["background", "unknown", "bed"]
     clf = modelfile.load(out / "classifier.kwm")
     assert clf.categories == ["background", "unknown", "bed"] and clf.output_size == 3
+    # two detectors (seeds 0 and 1000, the same rows) averaged in one graph (core.graph.ensemble)
+    assert clf.metadata["ensemble"] == 2 and len(clf.by_op("gru")) == 2 and clf.output_node.inputs == ["mean"]
+    g0, g1 = clf.by_op("gru")
+    assert not np.array_equal(g0.params["w_hh"], g1.params["w_hh"])
     det = clf.metadata[DETECTOR_KEY]
     assert 0.5 <= det["threshold"] <= 0.999 and det["calibration"]["positives"] > 0
     rule = det["calibration"]["clip_rule"]  # the stored point: at most 1 % of other words' clips fire it
