@@ -8,8 +8,9 @@ this machine and nothing that already knows the word:
    ending swapped or its vowel changed, "hello" -> "jello", "hellot", "hallo"; never one that espeak-ng
    says as the word) spoken by the same voices, real clips of other
    words from `negatives_dir`, and background rows of the noise recordings (class `background`);
-4. one training run of the one trainer (a small GRU; optionally a teacher), validated on voices it
-   did not train on;
+4. `members` runs of the one trainer (a small GRU; optionally a teacher) from different seeds on the
+   same rows, validated on voices they did not train on, their probabilities averaged in one graph
+   (core.graph.ensemble);
 5. the threshold and smoothing chosen by `kws calibrate`'s rule (core.evaluate.calibrate) on a
    stream of held-out voices saying the keyword and the negatives over the noise, stored in the
    classifier.
