@@ -224,7 +224,7 @@ class Trainer:
         self.no_word = torch.tensor([self.categories.index(c) for c in no_word], dtype=torch.long, device=self.device)
         if cfg.quiet_background and self.bg_index < 0:
             raise DataError("--quiet-background: the categories have no background class")
-        unknown = [i for i in self.no_word.tolist() if i != self.bg_index]
+        unknown = [i for i, c in enumerate(self.categories) if c in ("unknown", "_unknown_")]
         self.unknown_index = unknown[0] if unknown else -1
         if cfg.quiet_unknown and self.unknown_index < 0:
             raise DataError("--quiet-unknown: the categories have no unknown class")
