@@ -1,7 +1,8 @@
-"""Detect keywords in a wav file, a folder of wavs, or live from the microphone (ELL's
+"""Detect keywords in a wav file, several, a folder of wavs, or live from the microphone (ELL's
 test_audio / run_classifier). Prints `<<< DETECTED (i) NN% label >>>` lines ("no detection in
 FILE" when a file has none), then the average processing time per frame in milliseconds. With
---wav-dir, files that cannot be read are skipped and listed at the end."""
+several files or --wav-dir, files that cannot be read are skipped and listed at the end. The
+model's background/unknown classes are not reported unless --ignore names what to leave out."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def add_arguments(p):
     src = p.add_argument_group("input (default: the microphone)")
     ex = src.add_mutually_exclusive_group()
     ex.add_argument("--wav-file", "-w", metavar="W", help="a wav file")
-    ex.add_argument("wav", nargs="?", metavar="WAV", help="a wav file (the same as --wav-file WAV)")
+    ex.add_argument("wavs", nargs="*", default=[], metavar="WAV",
+                    help="wav files: one is --wav-file WAV; several run in turn as --wav-dir does")
     ex.add_argument("--wav-dir", metavar="D", help="a folder of wav files, processed in sorted order")
     src.add_argument("--reset", action="store_true", help="with --wav-dir: reset the model state between files")
     src.add_argument("--device", type=int, metavar="N", help="microphone device index (see --list-devices)")
@@ -82,14 +84,15 @@ def main(args) -> int:
         print(f"note: {settings.source}", file=sys.stderr)
     detector = Detector(cats, settings.threshold, settings.smoothing, ignore)
     hop, rate = spotter.hop_length, spotter.sample_rate
-    args.wav_file = args.wav_file or args.wav
+    if len(args.wavs) == 1:
+        args.wav_file = args.wavs[0]
     if args.wav_file:
         from core.audio.sources import WavSource
 
         src = WavSource(args.wav_file, rate)
         if not _report(spotter, detector, src.blocks(hop), args.verbose):
             print(f"no detection in {args.wav_file}")
-    elif args.wav_dir:
+    elif args.wav_dir or args.wavs:
         _run_folder(args, spotter, detector, hop, rate)
     else:
         from core.audio.microphone import MicrophoneSource
@@ -113,12 +116,14 @@ def main(args) -> int:
 
 
 def _run_folder(args, spotter: KeywordSpotter, detector: Detector, hop: int, rate: int) -> None:
-    """Every wav of the folder in sorted order; an unreadable file is skipped (and reported at the
-    end), never the end of the run."""
+    """Every wav of the folder in sorted order (or the files given, in their order); an unreadable
+    file is skipped (and reported at the end), never the end of the run."""
+    from pathlib import Path
+
     from core.audio.sources import FolderSource, WavSource
     from core.evaluate.passrate import skipped_summary
 
-    files = FolderSource(args.wav_dir, rate).files
+    files = FolderSource(args.wav_dir, rate).files if args.wav_dir else [Path(w) for w in args.wavs]
     skipped: list[str] = []
     quiet = detections = 0
     for i, path in enumerate(files):
@@ -137,8 +142,8 @@ def _run_folder(args, spotter: KeywordSpotter, detector: Detector, hop: int, rat
         quiet += not n
         detections += n
     if len(skipped) == len(files):
-        raise AudioError(f"{args.wav_dir}: none of its {len(files)} wav files could be read "
-                         f"(first: {skipped[0]})")
+        which = f"{args.wav_dir}: none of its" if args.wav_dir else "none of the"
+        raise AudioError(f"{which} {len(files)} wav files could be read (first: {skipped[0]})")
     read = len(files) - len(skipped)
     print(f"{read} files, {detections} detections, {quiet} without any detection"
           + (f", {len(skipped)} unreadable files skipped" if skipped else ""))

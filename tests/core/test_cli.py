@@ -46,6 +46,21 @@ def test_run_reports_words_not_background_unless_asked(shared_data):
     assert "background_noise" in said(everything) and "cat" in said(everything)
 
 
+def test_run_several_wavs_in_turn(shared_data, tmp_path):
+    """`kws run A.wav B.wav ...`: each in turn (as --wav-dir does), an unreadable one skipped and named."""
+    a = shared_data / "ell_examples" / "seven.wav"
+    b = shared_data / "speech_commands_v0.01_sample" / "cat" / "26e573a9_nohash_0.wav"
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    out = kws("run", a, bad, b, "--reset")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == str(a) and str(b) in out.stdout
+    assert "% seven >>>" in out.stdout and "% cat >>>" in out.stdout
+    assert "2 files, " in out.stdout and "1 unreadable files skipped" in out.stdout and str(bad) in out.stderr
+    none = kws("run", bad, bad)
+    assert none.returncode != 0 and "none of the 2 wav files could be read" in none.stderr
+
+
 def test_run_wav_dir_with_reset(devkit_args, shared_data):
     out = kws("run", *devkit_args, "--wav-dir", shared_data / "speech_commands_v0.01_sample" / "seven", "--reset",
               "--threshold", "0.5")
