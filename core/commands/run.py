@@ -13,7 +13,7 @@ from core.errors import AudioError, KwsError
 from core.evaluate.calibrate import default_ignore
 from core.pipeline import Detector, KeywordSpotter, detector_settings
 
-SHOW_SKIPPED = 5  # unreadable files named at the end of a --wav-dir run (the rest are counted)
+SHOW_SKIPPED = 5  # unreadable files named at the end of a run over several files (the rest are counted)
 
 
 def add_arguments(p):
@@ -24,7 +24,8 @@ def add_arguments(p):
     ex.add_argument("wavs", nargs="*", default=[], metavar="WAV",
                     help="wav files: one is --wav-file WAV; several run in turn as --wav-dir does")
     ex.add_argument("--wav-dir", metavar="D", help="a folder of wav files, processed in sorted order")
-    src.add_argument("--reset", action="store_true", help="with --wav-dir: reset the model state between files")
+    src.add_argument("--reset", action="store_true",
+                     help="with --wav-dir or several files: reset the model state between files")
     src.add_argument("--device", type=int, metavar="N", help="microphone device index (see --list-devices)")
     src.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     src.add_argument("--duration", type=float, metavar="S", help="microphone: stop after S seconds")

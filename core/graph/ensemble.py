@@ -9,6 +9,7 @@ user gets the good outcome without knowing which seed gives it. The result is an
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 from core.errors import ModelFormatError
@@ -45,6 +46,6 @@ def average_graphs(graphs: Sequence[Graph]) -> Graph:
         total = f"sum{k}"
     nodes.append(Node("mean", "scale", [total], {"factor": 1.0 / len(graphs)}))
     nodes.append(Node(first.output_node.id, "output", ["mean"], dict(first.output_node.attrs)))
-    out = Graph(nodes, dict(first.copy().metadata, ensemble=len(graphs)))
+    out = Graph(nodes, dict(copy.deepcopy(first.metadata), ensemble=len(graphs)))
     out.validate()
     return out

@@ -150,7 +150,8 @@ def sound_alikes(word: str, limit: int = 10, seed: int = 0, vowels: int = 5) -> 
     rng = np.random.default_rng([seed, len(w)])
 
     def pick(cands: list[str], n: int, taken: set) -> list[str]:
-        uniq = [x for x in dict.fromkeys(cands) if x != w and x.isalpha() and x not in taken | same]
+        skip = taken | same | {w}
+        uniq = [x for x in dict.fromkeys(cands) if x.isalpha() and x not in skip]
         return [uniq[m] for m in sorted(rng.permutation(len(uniq))[:n])]
 
     first = pick(out, limit, set())
@@ -160,22 +161,10 @@ def sound_alikes(word: str, limit: int = 10, seed: int = 0, vowels: int = 5) -> 
 def homophones(word: str, candidates: Sequence[str]) -> set[str]:
     """The candidates espeak-ng (en-us) says as `word` ("kat" for "cat"): labelled `unknown` they would
     teach a detector that its own word is not it. Empty when espeak-ng is not installed."""
-    import shutil
-    import subprocess
+    from core.data.speech.espeak import phonemes
 
-    exe = shutil.which("espeak-ng")
-    if exe is None or not candidates:
-        return set()
-    words = [word, *candidates]
-    try:
-        run = subprocess.run([exe, "-q", "-x", "-v", "en-us"], input="".join(f"{x}.\n" for x in words),
-                             capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return set()
-    said = run.stdout.split("\n")
-    if run.returncode != 0 or len(said) < len(words):
-        return set()
-    return {x for x, ph in zip(candidates, said[1:]) if ph.strip() == said[0].strip()}
+    said = phonemes([word, *candidates]) if candidates else None
+    return {x for x, ph in zip(candidates, said[1:]) if ph == said[0]} if said else set()
 
 
 def user_folders(clips_dir: str | os.PathLike, words: Sequence[str]) -> dict[str, list[Path]]:

@@ -37,6 +37,22 @@ def espeak_args(rate: float, pitch: float) -> list[str]:
     return ["-s", str(wpm), "-p", str(p)]
 
 
+def phonemes(words: list[str], voice: str = "en-us") -> list[str] | None:
+    """espeak-ng's phonemes (`-x`) of each word, in order; None when espeak-ng is missing or fails."""
+    exe = which(PROGRAM)
+    if exe is None:
+        return None
+    try:
+        run = subprocess.run([exe, "-q", "-x", "-v", voice], input="".join(f"{w}.\n" for w in words),
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    said = run.stdout.split("\n")
+    if run.returncode != 0 or len(said) < len(words):
+        return None
+    return [ph.strip() for ph in said[: len(words)]]
+
+
 class Espeak(Engine):
     name = "espeak"
     install = "apt-get install -y espeak-ng"
