@@ -33,7 +33,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from core.evaluate.passrate import DECISIONS, ClipResult, evaluate_clips, play_order, read_list
+from core.evaluate.passrate import DECISIONS, ClipResult, attribution_text, evaluate_clips, play_order, read_list
 from kwsgui.charts import HeatMap
 from kwsgui.eval_calibrate import CalibrationTab
 from kwsgui.jobs import JobContext
@@ -92,7 +92,8 @@ def eval_job(models, list_file: str, mode: str, decision: str, limit: int, ctx: 
         classifier = strip_vad(models.classifier)
     ctx.stage("compiling the models")
     spotter = KeywordSpotter(models.featurizer, classifier)
-    ctx.log(f"{len(clips)} clips, {MODES[mode]}, {decision} frame, backend {spotter.backend}; clip order: {order}")
+    how = "" if mode == "reset" else f"; {attribution_text('onset')}"
+    ctx.log(f"{len(clips)} clips, {MODES[mode]}, {decision} frame, backend {spotter.backend}; clip order: {order}{how}")
     cats = list(models.labels)
     last = {"t": 0.0, "sent": 0}
 

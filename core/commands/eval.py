@@ -7,7 +7,9 @@ long stream assembled from the clips, silence gaps and background noise (hits, m
 
 A continuous stream over a list sorted by word flatters the model (each clip follows clips of the
 same word), so the continuous and VAD modes play the clips in a shuffled order (seeded by --seed;
---no-shuffle keeps the list's order); the output says which. Clips that cannot be read are
+--no-shuffle keeps the list's order); the output says which. In those modes a word the model is
+still saying when the next clip starts counts for the clip it began in (--attribution frame: for
+the clip each frame lies in, as ELL's eval_test). Clips that cannot be read are
 skipped, counted and the first few named."""
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ import sys
 
 from core.commands import eval_modes
 from core.commands.common import add_model_arguments, resolve_models, time_text
-from core.evaluate.passrate import DECISIONS, confusion_text, evaluate_clips, play_order, read_list, skipped_summary
+from core.evaluate.passrate import (
+    ATTRIBUTIONS,
+    DECISIONS,
+    attribution_text,
+    confusion_text,
+    evaluate_clips,
+    play_order,
+    read_list,
+    skipped_summary,
+)
 from core.fsutil import write_text_atomic
 from core.pipeline import KeywordSpotter, detector_settings
 
@@ -27,6 +38,9 @@ def add_arguments(p):
     p.add_argument("--list-file", "-l", required=True, help="wav paths relative to the list's folder")
     p.add_argument("--reset", "-r", action="store_true", help="reset the model state before each clip")
     p.add_argument("--decision", choices=DECISIONS, default="best", help="best frame (ELL) or mean over frames")
+    p.add_argument("--attribution", choices=ATTRIBUTIONS, default="onset",
+                   help="continuous: a word carried over from one clip into the next counts for the clip it began in "
+                        "(onset) or each frame for the clip it lies in (frame: ELL's eval_test)")
     p.add_argument("--max-tests", type=int, metavar="N", help="evaluate only the first N clips of the list")
     p.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                    help="continuous and VAD modes: play the clips in the list's order (by default shuffled, "
@@ -67,10 +81,12 @@ def main(args) -> int:
             got = "" if r.passed else f" (got {r.predicted})"
             print(f"{status} {100 * res.rate:6.2f}%: {r.expected}{got} {r.path}", flush=True)
 
-    res = evaluate_clips(spotter, cats, clips, reset=args.reset, decision=args.decision, progress=progress)
+    res = evaluate_clips(spotter, cats, clips, reset=args.reset, decision=args.decision,
+                         attribution=args.attribution, progress=progress)
     mode = "reset per clip" if args.reset else "continuous"
+    how = "" if args.reset else f"; {attribution_text(args.attribution)}"
     print(f"\n{res.passed} passed, {len(res.results) - res.passed} failed, pass rate of {100 * res.rate:.2f} % "
-          f"({mode}, {args.decision} frame; clip order: {order})")
+          f"({mode}, {args.decision} frame; clip order: {order}{how})")
     if res.skipped:
         print(skipped_summary(res.skipped), file=sys.stderr)
     print("\nper-class accuracy:")
@@ -79,6 +95,7 @@ def main(args) -> int:
     print("\nconfusion matrix (rows expected, columns predicted by index):")
     print(confusion_text(res))
     out = {"list": str(args.list_file), "mode": mode, "decision": args.decision, "order": order,
+           "attribution": None if args.reset else args.attribution,
            **res.to_dict()}
     if args.stream:
         from pathlib import Path

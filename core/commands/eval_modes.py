@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.evaluate.passrate import skipped_summary
+from core.evaluate.passrate import attribution_text, skipped_summary
 from core.evaluate.stream import detection_metrics
 from core.fsutil import write_text_atomic
 from core.progress import Progress
@@ -48,7 +48,8 @@ def run(args, featurizer, classifier, cats, clips, modes: tuple[str, ...], order
     params = load_params(args.vad_params) if args.vad_params else None
     graphs = mode_graphs(classifier, featurizer, params, args.featurizer)
     print(f"modes: {', '.join(TITLES[m] for m in modes)}; VAD: {graphs.source}; clip order: {order}")
-    out: dict = {"list": str(args.list_file), "decision": args.decision, "vad_source": graphs.source,
+    out: dict = {"list": str(args.list_file), "decision": args.decision, "attribution": args.attribution,
+                 "vad_source": graphs.source,
                  "vad_params": graphs.params.to_dict(), "modes": list(modes), "order": order}
 
     bars: dict[str, Progress] = {}
@@ -58,7 +59,8 @@ def run(args, featurizer, classifier, cats, clips, modes: tuple[str, ...], order
             bars[mode] = Progress(len(clips), TITLES[mode])
         bars[mode](k)
 
-    rates = compare_on_list(featurizer, graphs, cats, clips, modes, decision=args.decision, progress=progress)
+    rates = compare_on_list(featurizer, graphs, cats, clips, modes, decision=args.decision,
+                            attribution=args.attribution, progress=progress)
     for b in bars.values():
         b.close()
     n = len(next(iter(rates.values())).results)
@@ -112,7 +114,7 @@ def run(args, featurizer, classifier, cats, clips, modes: tuple[str, ...], order
         print(f"stream: {st.duration_s / 60:.1f} min, {len(st.labels)} words, {st.name}"
               f"{' (' + Path(args.noise_dir).name + ')' if args.noise_dir else ''}; hits/FA at threshold "
               f"{args.threshold}, smoothing {args.smoothing}; reset = restart at each clip's start")
-    print(f"({n} clips, {args.decision} frame per clip; clip order: {order})")
+    print(f"({n} clips, {args.decision} frame per clip; clip order: {order}; {attribution_text(args.attribution)})")
     if args.json:
         write_text_atomic(args.json, json.dumps(out, indent=1))
     return 0

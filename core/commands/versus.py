@@ -1,8 +1,9 @@
 """Two models side by side on held-out lists: ours (--featurizer/--classifier, default the bundled
 model) and another (--other DIR with featurizer + classifier + categories.txt, e.g. the ELL DevKit
 folder, or --other-featurizer/--other-classifier). Per list: pass rate reset per clip for both
-(best frame per clip) and both as one shuffled continuous stream with their own VADs. Reset per
-clip compares the classifiers: both VADs are removed unless --keep-vad."""
+(best frame per clip) and both as one shuffled continuous stream with their own VADs (the mean
+over --shuffles orders). Reset per clip compares the classifiers: both VADs are removed unless
+--keep-vad."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def add_arguments(p):
     o.add_argument("--other-categories", metavar="T", help="the other model's categories file")
     p.add_argument("--keep-vad", action="store_true", help="keep both models' VADs when reset per clip")
     p.add_argument("--seed", type=int, default=0, help="seed of the continuous stream's clip order")
+    p.add_argument("--shuffles", type=int, default=1, metavar="N",
+                   help="continuous: the mean over N shuffled orders (seeds SEED..SEED+N-1)")
     p.add_argument("--json", metavar="OUT", help="write the table to this JSON file")
 
 
@@ -58,10 +61,12 @@ def main(args) -> int:
     if classifier is None:
         raise KwsError("kws versus: needs a classifier")
     other = other_model(args)
+    if args.shuffles < 1:
+        raise KwsError(f"kws versus: --shuffles must be >= 1, got {args.shuffles}")
     sets = {Path(p).stem: read_list(p) for p in args.list_file}
     print(HEADER)
     rows = versus(Model(featurizer, classifier, cats), other, sets, args.seed,
-                  on_row=lambda r: print(row_text(r), flush=True), keep_vad=args.keep_vad)
+                  on_row=lambda r: print(row_text(r), flush=True), keep_vad=args.keep_vad, shuffles=args.shuffles)
     if args.json:
         write_text_atomic(args.json, json.dumps([r.to_dict() for r in rows], indent=1))
     return 0

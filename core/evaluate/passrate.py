@@ -3,8 +3,11 @@ the mean over frames), with the model reset per clip or run as one continuous st
 
 A continuous stream over a list sorted by word flatters the model (each clip follows clips of the
 same word, so the state carried over already points the right way): `play_order` shuffles the
-clips (seeded) for the continuous modes. Clips that cannot be read are skipped and counted;
-`skipped_summary` names the first few."""
+clips (seeded) for the continuous modes. In a continuous stream a word still reported when the
+next clip starts (its clip ended on it: the model says a word a frame or two after hearing it)
+counts for the clip where it began, not the next one (ATTRIBUTIONS: "onset"; "frame" is ELL's
+eval_test, every frame for the clip it lies in). Clips that cannot be read are skipped and
+counted; `skipped_summary` names the first few."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from core.errors import DataError, KwsError
 from core.pipeline import KeywordSpotter
 
 DECISIONS = ("best", "mean")
+ATTRIBUTIONS = ("onset", "frame")
 
 
 @dataclass(frozen=True)
@@ -103,15 +107,46 @@ def best_frames(probs: np.ndarray, quiet: Sequence[int] = ()) -> tuple[np.ndarra
     return won[rows, at], top[rows, at]
 
 
+def attribution_text(attribution: str) -> str:
+    """How a continuous run attributes a word that runs over a clip's end, in words."""
+    return ("a word carried into the next clip counts for its own" if attribution == "onset"
+            else "every frame counts for the clip it lies in (ELL)")
+
+
+def carried_over(probs: np.ndarray, before: int | None, quiet: Sequence[int] = ()) -> int:
+    """How many leading frames of a clip's (frames, classes) probabilities go on saying `before`,
+    the word the stream's previous frame said (0 when that was a quiet class or nothing): the end
+    of an event that began before the clip."""
+    if before is None or before in quiet:
+        return 0
+    top = np.asarray(probs).argmax(axis=1)
+    differ = np.flatnonzero(top != before)
+    return int(differ[0]) if len(differ) else len(top)
+
+
+def attributed(probs: np.ndarray, before: int | None, quiet: Sequence[int] = ()) -> np.ndarray:
+    """The frames a clip is judged on in a continuous stream: without the word carried over from
+    before it (carried_over), unless only quiet frames would be left (then the whole clip: the
+    same word said twice in a row must not vanish)."""
+    probs = np.asarray(probs)
+    m = carried_over(probs, before, quiet)
+    if m == 0 or not (~np.isin(probs[m:].argmax(axis=1), list(quiet))).any():
+        return probs
+    return probs[m:]
+
+
 def decide(probs: np.ndarray, categories: list[str], decision: str = "best",
-           threshold: float = 0.0) -> tuple[str | None, float]:
+           threshold: float = 0.0, before: int | None = None) -> tuple[str | None, float]:
     """best (ELL's eval_test): the label of the most confident frame among the frames a word wins,
     frames won by the background class are passed over (ELL's classifier reports nothing for
     them); a clip that no word wins in any frame is background. mean: argmax of the mean over
-    frames."""
+    frames. `before`: in a continuous stream, the class the frame before the clip said (its
+    carried-over word is not this clip's: attributed)."""
     if len(probs) == 0:
         return None, 0.0
     probs = np.asarray(probs)
+    if before is not None:
+        probs = attributed(probs, before, [k for k, c in enumerate(categories) if c in BACKGROUND_LABELS])
     if decision == "mean":
         m = probs.mean(axis=0)
         i = int(m.argmax())
@@ -140,14 +175,19 @@ def read_list(path: str | os.PathLike) -> list[tuple[Path, str]]:
 
 
 def evaluate_clips(spotter: KeywordSpotter, categories: list[str], clips: Iterable[tuple[Path, str]],
-                   reset: bool = True, decision: str = "best",
+                   reset: bool = True, decision: str = "best", attribution: str = "onset",
                    progress: Callable[[int, PassRate], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> PassRate:
-    """Run every clip; with reset=False the clips form one continuous stream (state carries over)."""
+    """Run every clip; with reset=False the clips form one continuous stream (state carries over)
+    and a word carried over from one clip into the next counts for the first (attribution
+    "onset"; "frame": for the clip each frame lies in, ELL's eval_test)."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+    if attribution not in ATTRIBUTIONS:
+        raise ValueError(f"attribution must be one of {ATTRIBUTIONS}, got {attribution!r}")
     out = PassRate(list(categories))
     spotter.reset()
+    before = None  # the class the stream's last frame said
     for k, (path, label) in enumerate(clips):
         if should_stop and should_stop():
             break
@@ -162,7 +202,10 @@ def evaluate_clips(spotter: KeywordSpotter, categories: list[str], clips: Iterab
         _, probs = spotter.process(x)
         out.seconds += time.perf_counter() - t0
         out.frames += len(probs)
-        pred, p = decide(probs, categories, decision)
+        carry = before if not reset and attribution == "onset" and decision == "best" else None
+        pred, p = decide(probs, categories, decision, before=carry)
+        if len(probs):
+            before = int(np.argmax(probs[-1]))
         out.results.append(ClipResult(str(path), label, pred, p))
         if progress:
             progress(k + 1, out)

@@ -1,7 +1,9 @@
 """Two models side by side on held-out sets (`kws versus`): pass rate reset per clip for both,
 and both as one continuous stream (shuffled, seeded) with their own VADs, the way a user hears
 them. Reset per clip compares the classifiers: both VADs are removed by default (with the state
-reset before every clip a VAD can only wipe it inside a word)."""
+reset before every clip a VAD can only wipe it inside a word). Continuous rates are the mean over
+`shuffles` orders (seeds seed, seed + 1, ...): on a few dozen clips one order moves the rate by a
+clip or two; a word carried over from one clip into the next counts for the first (as `kws eval`)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ class VersusRow:
 
 
 def versus(ours: Model, other: Model, sets: dict[str, list[tuple[Path, str]]], seed: int = 0,
-           on_row: Callable[[VersusRow], None] | None = None, keep_vad: bool = False) -> list[VersusRow]:
+           on_row: Callable[[VersusRow], None] | None = None, keep_vad: bool = False,
+           shuffles: int = 1) -> list[VersusRow]:
     from core.vad.model import strip_vad
 
     ours_reset = ours.classifier if keep_vad else strip_vad(ours.classifier)
@@ -44,10 +47,14 @@ def versus(ours: Model, other: Model, sets: dict[str, list[tuple[Path, str]]], s
     for name, clips in sets.items():
         a = evaluate_clips(KeywordSpotter(ours.featurizer, ours_reset), ours.categories, clips, reset=True)
         b = evaluate_clips(KeywordSpotter(other.featurizer, other_reset), other.categories, clips, reset=True)
-        shuffled, _ = play_order(clips, continuous=True, seed=seed)
-        c = evaluate_clips(KeywordSpotter(ours.featurizer, ours.classifier), ours.categories, shuffled, reset=False)
-        d = evaluate_clips(KeywordSpotter(other.featurizer, other.classifier), other.categories, shuffled, reset=False)
-        row = VersusRow(name, len(a.results), a.rate, b.rate, c.rate, d.rate)
+        c = d = 0.0
+        for k in range(shuffles):
+            shuffled, _ = play_order(clips, continuous=True, seed=seed + k)
+            c += evaluate_clips(KeywordSpotter(ours.featurizer, ours.classifier), ours.categories, shuffled,
+                                reset=False).rate / shuffles
+            d += evaluate_clips(KeywordSpotter(other.featurizer, other.classifier), other.categories, shuffled,
+                                reset=False).rate / shuffles
+        row = VersusRow(name, len(a.results), a.rate, b.rate, c, d)
         rows.append(row)
         if on_row:
             on_row(row)

@@ -67,14 +67,14 @@ def gap_recovered(reset: float, continuous: float, vad: float) -> float | None:
 
 def compare_on_list(featurizer: Graph, graphs: ModeGraphs, categories: list[str],
                     clips: list[tuple[Path, str]], modes: tuple[str, ...] = MODES, decision: str = "best",
-                    backend: str = "auto",
+                    backend: str = "auto", attribution: str = "onset",
                     progress: Callable[[str, int, PassRate], None] | None = None) -> dict[str, PassRate]:
     out = {}
     for mode in modes:
         spotter = KeywordSpotter(featurizer, graphs.vad if mode == "vad" else graphs.plain, backend=backend)
         cb = (lambda k, res, mode=mode: progress(mode, k, res)) if progress else None
         out[mode] = evaluate_clips(spotter, categories, clips, reset=mode == "reset", decision=decision,
-                                   progress=cb)
+                                   attribution=attribution, progress=cb)
     return out
 
 

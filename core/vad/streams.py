@@ -25,7 +25,7 @@ import numpy as np
 from core.audio.wav import read_wav
 from core.data.dataset import BACKGROUND_LABELS
 from core.errors import AudioError, DataError
-from core.evaluate.passrate import decisive_frames
+from core.evaluate.passrate import attributed, decisive_frames
 from core.evaluate.stream import Event, assemble_stream
 from core.features.featurizer import hops
 from core.graph.interpreter import Interpreter
@@ -155,7 +155,8 @@ def window_accuracy(probs_of: Callable[[int, int], np.ndarray], stream: FeatureS
                     categories: list[str]) -> Accuracy:
     """`probs_of(lo, hi)` gives the (hi - lo, classes) outputs of a window. Per word: correct
     when the most confident frame of its window says its label, frames the background class wins
-    passed over (eval_test's rule, as `kws eval`: core.evaluate.passrate.decisive_frames)."""
+    passed over and a word carried over from before the window left to it (`kws eval`'s rules:
+    core.evaluate.passrate.decisive_frames, attributed)."""
     idx = {c: i for i, c in enumerate(categories)}
     quiet = [i for i, c in enumerate(categories) if c in BACKGROUND_LABELS]
     correct, margins, preds = 0, [], []
@@ -164,7 +165,9 @@ def window_accuracy(probs_of: Callable[[int, int], np.ndarray], stream: FeatureS
             margins.append(-1.0)
             preds.append(None)
             continue
-        p = probs_of(lo, hi)
+        p = probs_of(lo - 1, hi) if lo > 0 else probs_of(lo, hi)
+        if lo > 0:
+            p = attributed(p[1:], int(p[0].argmax()), quiet)
         p = p[decisive_frames(p[None], quiet)[0]]
         _, best = np.unravel_index(int(np.argmax(p)), p.shape)
         preds.append(categories[best])

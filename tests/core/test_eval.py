@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.audio.wav import write_wav
-from core.evaluate.passrate import decide, evaluate_clips, read_list
+from core.evaluate.passrate import attributed, carried_over, decide, evaluate_clips, read_list
 from core.evaluate.stream import Event, Stream, assemble_stream, mix_at_snr, stream_metrics
 from core.features.featurizer import FeaturizerConfig, build_featurizer
 from core.graph import modelfile
@@ -71,6 +71,54 @@ def test_best_frame_passes_over_background_like_ell():
     assert decide(probs, cats, "best") == ("no", pytest.approx(0.7))
     assert decide(probs[[0, 3]], cats, "best") == ("background_noise", pytest.approx(0.99))
     assert decide(probs, ["low", "high", "mid"], "best") == ("low", pytest.approx(0.99))  # no background class
+
+
+def test_a_word_carried_into_the_next_clip_counts_for_its_own():
+    """A model says a word a frame or two after hearing it: when one clip ends on its word, the next
+    clip of a continuous stream starts with that word still on top. Those leading frames belong to
+    the clip before (attribution "onset"); a clip with nothing else keeps them (the same word twice)."""
+    cats = ["background_noise", "yes", "no"]
+    bg, yes, no = [0.9, 0.05, 0.05], [0.02, 0.97, 0.01], [0.1, 0.1, 0.8]
+    clip = np.array([yes, yes, bg, no, bg], np.float32)
+    assert carried_over(clip, 1, [0]) == 2 and carried_over(clip, 2, [0]) == 0 and carried_over(clip, 0, [0]) == 0
+    assert decide(clip, cats) == ("yes", pytest.approx(0.97))  # every frame for its own clip (ELL)
+    assert decide(clip, cats, before=1) == ("no", pytest.approx(0.8))
+    assert decide(clip, cats, before=0) == ("yes", pytest.approx(0.97))  # the stream was quiet before
+    same_again = np.array([yes, yes, bg, bg], np.float32)
+    assert attributed(same_again, 1, [0]) is same_again
+    assert decide(same_again, cats, before=1)[0] == "yes"
+
+
+class ScriptedSpotter:
+    """Hands out prepared (frames, classes) outputs, one array per clip, in playing order."""
+    sample_rate = 16000
+
+    def __init__(self, outputs):
+        self.outputs, self.resets = list(outputs), 0
+
+    def reset(self):
+        self.resets += 1
+
+    def process(self, x):
+        return None, self.outputs.pop(0)
+
+
+def test_continuous_eval_attributes_carried_words_to_their_clip(tmp_path):
+    cats = ["background_noise", "yes", "no"]
+    bg, yes, no = [0.9, 0.05, 0.05], [0.02, 0.97, 0.01], [0.1, 0.1, 0.8]
+    outputs = [np.array([bg, bg, yes], np.float32), np.array([yes, yes, bg, no, bg], np.float32)]
+    clips = []
+    for name in ("a.wav", "b.wav"):
+        write_wav(tmp_path / name, tone(500), 16000)
+        clips.append((tmp_path / name, "yes" if name == "a.wav" else "no"))
+    onset = evaluate_clips(ScriptedSpotter(outputs), cats, clips, reset=False)
+    assert [r.predicted for r in onset.results] == ["yes", "no"]
+    frame = evaluate_clips(ScriptedSpotter(outputs), cats, clips, reset=False, attribution="frame")
+    assert [r.predicted for r in frame.results] == ["yes", "yes"]
+    reset = evaluate_clips(ScriptedSpotter(outputs), cats, clips, reset=True)  # nothing carries over a reset
+    assert [r.predicted for r in reset.results] == ["yes", "yes"]
+    with pytest.raises(ValueError, match="attribution"):
+        evaluate_clips(ScriptedSpotter(outputs), cats, clips, reset=False, attribution="last")
 
 
 def test_eval_command_json(tone_list, tmp_path):
@@ -196,8 +244,10 @@ def test_modes_side_by_side_skip_unreadable_clips_and_shuffle(shared_data, tmp_p
                    "-l", lst, "--compare", "--json", tmp_path / "r.json")
     assert out.returncode == 0, out.stderr
     assert "clip order: shuffled (seed 0)" in out.stdout.splitlines()[0]
-    assert "(3 clips, best frame per clip; clip order: shuffled (seed 0))" in out.stdout
+    assert ("(3 clips, best frame per clip; clip order: shuffled (seed 0); a word carried into the next clip "
+            "counts for its own)") in out.stdout
     assert "skipped 50 unreadable clips:" in out.stderr and "... and 47 more" in out.stderr
     data = json.loads((tmp_path / "r.json").read_text())
+    assert data["attribution"] == "onset"
     orders = {m: [c["path"] for c in r["clips"]] for m, r in data["list_results"].items()}
     assert orders["reset"] == orders["continuous"] == orders["vad"] and sorted(orders["vad"]) == sorted(lines[:3])
