@@ -30,6 +30,12 @@ def add_arguments(p):
     p.add_argument("--user-copies", type=int, default=d.user_copies, help="augmented copies of each of your clips")
     p.add_argument("--reversed-copies", type=int, default=d.reversed_copies,
                    help="augmented copies of each of your clips played backwards, as unknown (0: none)")
+    p.add_argument("--partial-copies", type=int, default=d.partial_copies,
+                   help="augmented copies of each of your clips cut off part-way through the word, as unknown")
+    p.add_argument("--partial-synth", type=float, default=d.partial_synth, metavar="SHARE",
+                   help="share of the keyword's synthetic takes also cut off part-way, as unknown")
+    p.add_argument("--partial-others", type=float, default=d.partial_others, metavar="SHARE",
+                   help="share of the other words' takes cut off part-way, as unknown")
     p.add_argument("--quiet-unknown", type=float, default=d.quiet_unknown, metavar="W",
                    help="weight of 'no word' at other words' rows' likeliest frame, not only at their end (0: off)")
     p.add_argument("--background-rows", type=int, default=d.background_rows, help="rows of pure noise")
@@ -44,6 +50,8 @@ def add_arguments(p):
                         "layer): 'default' = assets/custom_init.kwm, '' = train from scratch")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="GRU units per layer (from scratch)")
     p.add_argument("--num-layers", type=int, default=d.num_layers, help="GRU layers (from scratch)")
+    p.add_argument("--real-held-out-percent", type=float, default=d.real_held_out_percent, metavar="P",
+                   help="speakers of --negatives kept out of training for calibration")
     p.add_argument("--target-fa-clips", type=float, default=d.target_fa_clips,
                    help="share of held-out other words' clips the stored threshold may fire on")
     p.add_argument("--target-fa-per-hour", type=float, default=d.target_fa_per_hour,
@@ -57,6 +65,8 @@ def add_arguments(p):
 def main(args) -> int:
     cfg = CustomConfig(synth_per_word=args.synth_per_word, negative_takes=args.negative_takes,
                        user_copies=args.user_copies, reversed_copies=args.reversed_copies,
+                       partial_copies=args.partial_copies, partial_synth=args.partial_synth,
+                       partial_others=args.partial_others,
                        quiet_unknown=args.quiet_unknown,
                        background_rows=args.background_rows,
                        engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()) if args.engines else None,
@@ -65,7 +75,7 @@ def main(args) -> int:
                        target_frame=args.target_frame,
                        teacher=args.teacher, target_fa_per_hour=args.target_fa_per_hour,
                        calibration_minutes=args.calibration_minutes, seed=args.seed,
-                       target_fa_clips=args.target_fa_clips,
+                       target_fa_clips=args.target_fa_clips, real_held_out_percent=args.real_held_out_percent,
                        jobs=args.jobs)
     words = [w.strip() for w in args.words.split(",") if w.strip()]
     bar: list[Progress] = []

@@ -56,9 +56,16 @@ class CustomConfig:
     # augmented copies of each of your clips played backwards, as `unknown`: your voice, your
     # microphone and your room without your word, so the detector cannot fire on those instead
     reversed_copies: int = 20
+    # words of two syllables or more: augmented copies of each of your clips cut off part-way through
+    # the word (its first 30-65 %), as `unknown`: "ha-" is not yet "happy", so a word that starts
+    # alike ("house") must not fire it (a one-syllable word cut so is most of the word: none)
+    partial_copies: int = 20
+    partial_synth: float = 0.3  # the same for this share of the synthetic takes of such a keyword
+    partial_others: float = 0.0  # this share of the other words' training takes cut off part-way too
     synth_copies: int = 1  # augmented copies of each synthetic or negative clip
     background_rows: int = 600  # rows of pure noise (class background)
-    held_out_percent: float = 20.0  # synthetic voices (and negative speakers) kept for validation + calibration
+    held_out_percent: float = 20.0  # synthetic voices kept for validation + calibration
+    real_held_out_percent: float = 20.0  # speakers of your --negatives kept for validation + calibration
     engines: tuple[str, ...] | None = None  # None: every speech engine found
     hidden_size: int = 64
     num_layers: int = 2
@@ -89,7 +96,7 @@ class CustomConfig:
         for name in ("synth_per_word", "negative_takes", "epochs", "members", "hidden_size", "num_layers", "jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"custom {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("user_copies", "reversed_copies", "synth_copies", "background_rows",
+        for name in ("user_copies", "reversed_copies", "partial_copies", "synth_copies", "background_rows",
                      "quiet_unknown"):
             if getattr(self, name) < 0:
                 raise ValueError(f"custom {name} must be >= 0, got {getattr(self, name)}")
@@ -97,8 +104,12 @@ class CustomConfig:
             raise ValueError(f"custom calibration_minutes must be > 0, got {self.calibration_minutes}")
         if not 0 <= self.target_fa_clips < 1:
             raise ValueError(f"custom target_fa_clips must be in [0, 1), got {self.target_fa_clips}")
-        if not 0 < self.held_out_percent < 100:
-            raise ValueError(f"custom held_out_percent must be in (0, 100), got {self.held_out_percent}")
+        for name in ("partial_synth", "partial_others"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"custom {name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("held_out_percent", "real_held_out_percent"):
+            if not 0 < getattr(self, name) < 100:
+                raise ValueError(f"custom {name} must be in (0, 100), got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,23 @@ def sound_alikes(word: str, limit: int = 10, seed: int = 0, vowels: int = 5) -> 
     return first + pick(swapped, vowels, set(first))
 
 
+def syllables(word: str) -> int:
+    """How many syllables `word` has: vowel groups of espeak-ng's phonemes ("h'api": 2, "h'aUs": 1),
+    else of its spelling (a final "e" silent, "y" a vowel)."""
+    from core.data.speech.espeak import phonemes
+
+    said = phonemes([word])
+    text, vowels = (said[0], "aAeEiIoOuUVY@3") if said else (word.lower().removesuffix("e") or word, "aeiouy")
+    groups, inside = 0, False
+    for ch in text:
+        if ch in vowels:
+            groups += not inside
+            inside = True
+        elif ch not in ":#":  # length and variant marks stay inside a vowel
+            inside = False
+    return max(1, groups)
+
+
 def homophones(word: str, candidates: Sequence[str]) -> set[str]:
     """The candidates espeak-ng (en-us) says as `word` ("kat" for "cat"): labelled `unknown` they would
     teach a detector that its own word is not it. Empty when espeak-ng is not installed."""
@@ -212,6 +240,41 @@ def reversed_clips(paths: Sequence[Path], outdir: Path, sample_rate: int) -> lis
         x, _ = read_wav(p, sample_rate)
         dest = outdir / f"{Path(p).stem}_reversed.wav"
         write_wav(dest, x[::-1].copy(), sample_rate)
+        out.append(dest)
+    return out
+
+
+def word_extent(x: np.ndarray, hop: int) -> tuple[int, int]:
+    """(first, end) samples of a clip's word: the hops louder than halfway (in dB) between its
+    quietest and loudest hop."""
+    n = max(1, len(x) // hop)
+    db = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(db > (db.min() + db.max()) / 2)
+    if not len(loud):
+        return 0, len(x)
+    return int(loud[0]) * hop, int(loud[-1] + 1) * hop
+
+
+def partial_clips(paths: Sequence[Path], outdir: Path, sample_rate: int, seed: int = 0,
+                  keep: tuple[float, float] = (0.3, 0.65), fade_s: float = 0.02) -> list[Path]:
+    """Each clip with its word cut off after a random `keep` share of it (faded out, then silence),
+    written to outdir: the start of the word without its end."""
+    from core.audio.wav import read_wav, write_wav
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    hop = max(1, int(round(0.016 * sample_rate)))
+    fade = max(1, int(fade_s * sample_rate))
+    out = []
+    for p in paths:
+        x, _ = read_wav(p, sample_rate)
+        a, b = word_extent(x, hop)
+        cut = a + int(rng.uniform(*keep) * (b - a))
+        y = x.copy()
+        y[cut: cut + fade] *= np.linspace(1.0, 0.0, len(y[cut: cut + fade]), dtype=np.float32)
+        y[cut + fade:] = 0.0
+        dest = outdir / f"{len(out):05d}_{Path(p).stem}_partial.wav"
+        write_wav(dest, y, sample_rate)
         out.append(dest)
     return out
 
@@ -340,10 +403,10 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
         from core.evaluate.passrate import labelled_clips
 
         real_neg = [p for p, lab in labelled_clips(negatives_dir) if lab not in words]
-        neg += real_neg
-    t, h = _split(neg, cfg.held_out_percent)
-    train_e += [(p, UNKNOWN) for p in t]
-    held_e += [(p, UNKNOWN) for p in h]
+    for group, percent in ((neg, cfg.held_out_percent), (real_neg, cfg.real_held_out_percent)):
+        t, h = _split(group, percent)
+        train_e += [(p, UNKNOWN) for p in t]
+        held_e += [(p, UNKNOWN) for p in h]
     if not any(lab in words for _, lab in held_e):
         raise DataError("no held-out voice says the keyword: install more speech engines or raise --synth-per-word")
 
@@ -360,6 +423,27 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
                                    config=DatasetConfig(seed=cfg.seed + 5),
                                    augment_config=replace(aug, copies=cfg.reversed_copies), noise=bank,
                                    jobs=cfg.jobs, progress=progress, cancel=cancel).dataset)
+    if cfg.partial_others:  # other words begun: "hap-" of "happy" is not "cat" either
+        rng = np.random.default_rng([cfg.seed, 8])
+        takes = [p for p, lab in train_e if lab == UNKNOWN]
+        takes = [takes[i] for i in sorted(rng.permutation(len(takes))[: int(round(cfg.partial_others * len(takes)))])]
+        train_e += [(p, UNKNOWN) for p in partial_clips(takes, work / "partial_others", framing.sample_rate,
+                                                        seed=cfg.seed + 1)]
+    longer = {w for w in words if syllables(w) >= 2}
+    if longer and (cfg.partial_copies or cfg.partial_synth):  # the word begun, not finished: not the word
+        say(f"cutting {', '.join(sorted(longer))} off part-way (unknown)")
+        rng = np.random.default_rng([cfg.seed, 7])
+        takes = [p for p, lab in train_e if lab in longer]
+        takes = [takes[i] for i in sorted(rng.permutation(len(takes))[: int(round(cfg.partial_synth * len(takes)))])]
+        yours = [p for p, w in mine if w in longer] if cfg.partial_copies else []
+        cut = partial_clips(yours + takes, work / "partial", framing.sample_rate, seed=cfg.seed)
+        n_user = len(yours)
+        if n_user:
+            parts.append(build_dataset([(p, UNKNOWN) for p in cut[:n_user]], cats, featurizer, fmeta,
+                                       config=DatasetConfig(seed=cfg.seed + 6),
+                                       augment_config=replace(aug, copies=cfg.partial_copies), noise=bank,
+                                       jobs=cfg.jobs, progress=progress, cancel=cancel).dataset)
+        train_e += [(p, UNKNOWN) for p in cut[n_user:]]
     say("featurizing: synthetic words, negatives and background")
     parts.append(build_dataset(train_e, cats, featurizer, fmeta,
                                config=DatasetConfig(seed=cfg.seed + 1, background_rows=cfg.background_rows,
