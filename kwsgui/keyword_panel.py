@@ -54,6 +54,7 @@ OPTIONS = {
     "partial_copies": "words of 2+ syllables: augmented copies of each of your clips cut off part-way through the "
                       "word (class unknown: 'ha-' is not 'happy')",
     "partial_synth": "words of 2+ syllables: share of the synthetic takes also cut off part-way (unknown)",
+    "partial_others": "share of the other words' takes cut off part-way too (unknown; 0: none)",
     "synth_copies": "augmented copies of each synthetic clip",
     "background_rows": "rows of pure noise (class background)",
     "held_out_percent": "synthetic voices kept out of training, for validation and calibration",
@@ -78,6 +79,7 @@ INT_RANGES = {"synth_per_word": (1, 100_000), "negative_takes": (1, 10_000), "us
               "synth_copies": (0, 1000), "background_rows": (0, 1_000_000), "hidden_size": (1, 4096),
               "num_layers": (1, 3), "epochs": (1, 10_000), "members": (1, 8), "jobs": (1, 64), "seed": (0, 2**31 - 1)}
 FLOAT_RANGES = {"held_out_percent": (1.0, 99.0), "real_held_out_percent": (1.0, 99.0), "partial_synth": (0.0, 1.0),
+                "partial_others": (0.0, 1.0),
                 "target_fa_clips": (0.0, 0.99), "target_fa_per_hour": (0.0, 10_000.0),
                 "calibration_minutes": (0.1, 1440.0), "quiet_unknown": (0.0, 100.0)}
 

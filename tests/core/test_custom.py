@@ -58,7 +58,8 @@ def test_kws_custom_toy_run(tmp_path, shared_data, capsys):
     assert kws(["custom", "happy", "--clips", str(clips), "--noise-dir", str(shared_data / "background_noise"),
                 "-o", str(out), "--engines", "espeak", "--synth-per-word", "12", "--negative-takes", "1",
                 "--user-copies", "1", "--background-rows", "20", "--epochs", "1", "--hidden-size", "8",
-                "--num-layers", "1", "--init", "", "--calibration-minutes", "2", "--jobs", "1"]) == 0
+                "--num-layers", "1", "--init", "", "--calibration-minutes", "2", "--jobs", "1",
+                "--partial-others", "0.5"]) == 0
     text = capsys.readouterr().out
     assert "Your clips: happy 4" in text and "threshold" in text
     assert (out / "categories.txt").read_text().split() == ["background", "unknown", "happy"]
@@ -84,6 +85,9 @@ def test_kws_custom_toy_run(tmp_path, shared_data, capsys):
     assert "cutting happy off part-way" in text
     assert len(list((out / "work" / "partial").glob("*.wav"))) == 4 + round(0.3 * len(train))
     assert not (out / "work" / "negatives" / "happy").exists()
+    # --partial-others 0.5: half the other words' training takes (sound-alikes and most others) cut off too
+    negatives = len(list((out / "work" / "negatives").glob("*/*.wav")))
+    assert 0.3 * negatives <= len(list((out / "work" / "partial_others").glob("*.wav"))) <= 0.5 * negatives + 1
     assert (out / "work" / "negatives" / OTHER_WORDS[0]).is_dir()
     capsys.readouterr()
     assert kws(["run", "-f", str(out / "featurizer.kwm"), "-c", str(out / "classifier.kwm"),
