@@ -4,7 +4,8 @@ confusion matrix, and the misclassified clips (click: play it; double-click: ope
 view). core.evaluate.passrate does the work on the job worker; core.vad.compare builds the
 plain and VAD classifiers of the modes. The continuous modes play the clips in a shuffled order
 (seed 0, as `kws eval`; untick "shuffled" for the list's order): a list sorted by word flatters a
-model that carries its state from clip to clip.
+model that carries its state from clip to clip; a word still said when the next clip starts counts
+for the clip it began in (core.evaluate.passrate.attributed).
 
 Its Calibrate tab (kwsgui.eval_calibrate) is `kws calibrate`: a DET curve of the live view's models
 on a long stream of held-out clips and noise, and the chosen threshold stored in the classifier."""
@@ -252,7 +253,7 @@ class EvalPanel(CalibrationTab, Panel):
         self.rate_label.setText(f"pass rate {100 * r.rate:.2f} %  ({r.passed}/{len(r.results)})")
         vad = f" · VAD: {r.vad_source}" if r.vad_source else ""
         skipped = f" · {len(r.skipped)} unreadable clips skipped" if r.skipped else ""
-        order = f" · {r.order}" if r.mode != "reset" else ""
+        order = f" · {r.order} · {attribution_text('onset')}" if r.mode != "reset" else ""
         self.detail_label.setText(f"{MODES[r.mode]}{order} · {r.backend} · {1e6 * r.time_per_frame_s:.0f} µs "
                                   f"per frame{vad}{skipped}")
         used = sorted({i for i, row in enumerate(r.confusion) if row.sum()} |

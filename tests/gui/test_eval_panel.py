@@ -80,6 +80,7 @@ def test_continuous_mode_plays_the_shuffled_order_and_every_class_is_named(run_j
     shuffled, how = play_order(clips, continuous=True)
     assert [r.path for r in panel.report.results] == [str(p) for p, _ in shuffled] != [str(p) for p, _ in clips]
     assert how in panel.detail_label.text() and panel.report.order == how == "shuffled (seed 0)"
+    assert "a word carried into the next clip counts for its own" in panel.detail_label.text()
     rows, cols = panel.heat.getAxis("left").names, panel.heat.getAxis("bottom").names
     used = panel.heat.matrix.shape[0]
     assert [n for _, n in rows] == [n for _, n in cols][:used] and len(rows) == used
