@@ -7,7 +7,8 @@ this machine and nothing that already knows the word:
 3. negatives, all labelled `unknown`: other words and sound-alikes of the keyword (its onset or
    ending swapped or its vowel changed, "hello" -> "jello", "hellot", "hallo"; never one that espeak-ng
    says as the word) spoken by the same voices, real clips of other
-   words from `negatives_dir`, and background rows of the noise recordings (class `background`);
+   words from `negatives_dir`, a word of two syllables or more cut off part-way ("ha-" is not
+   "happy"), and background rows of the noise recordings (class `background`);
 4. `members` runs of the one trainer (a small GRU; optionally a teacher) from different seeds on the
    same rows, validated on voices they did not train on, their probabilities averaged in one graph
    (core.graph.ensemble);
@@ -244,6 +245,12 @@ def reversed_clips(paths: Sequence[Path], outdir: Path, sample_rate: int) -> lis
     return out
 
 
+def share_of(items: Sequence, share: float, seed) -> list:
+    """A seeded random `share` of `items`, in their order."""
+    pick = np.random.default_rng(seed).permutation(len(items))[: int(round(share * len(items)))]
+    return [items[i] for i in sorted(pick)]
+
+
 def word_extent(x: np.ndarray, hop: int) -> tuple[int, int]:
     """(first, end) samples of a clip's word: the hops louder than halfway (in dB) between its
     quietest and loudest hop."""
@@ -424,17 +431,13 @@ def build_custom(words: Sequence[str], clips_dir: str | os.PathLike, outdir: str
                                    augment_config=replace(aug, copies=cfg.reversed_copies), noise=bank,
                                    jobs=cfg.jobs, progress=progress, cancel=cancel).dataset)
     if cfg.partial_others:  # other words begun: "hap-" of "happy" is not "cat" either
-        rng = np.random.default_rng([cfg.seed, 8])
-        takes = [p for p, lab in train_e if lab == UNKNOWN]
-        takes = [takes[i] for i in sorted(rng.permutation(len(takes))[: int(round(cfg.partial_others * len(takes)))])]
+        takes = share_of([p for p, lab in train_e if lab == UNKNOWN], cfg.partial_others, [cfg.seed, 8])
         train_e += [(p, UNKNOWN) for p in partial_clips(takes, work / "partial_others", framing.sample_rate,
                                                         seed=cfg.seed + 1)]
     longer = {w for w in words if syllables(w) >= 2}
     if longer and (cfg.partial_copies or cfg.partial_synth):  # the word begun, not finished: not the word
         say(f"cutting {', '.join(sorted(longer))} off part-way (unknown)")
-        rng = np.random.default_rng([cfg.seed, 7])
-        takes = [p for p, lab in train_e if lab in longer]
-        takes = [takes[i] for i in sorted(rng.permutation(len(takes))[: int(round(cfg.partial_synth * len(takes)))])]
+        takes = share_of([p for p, lab in train_e if lab in longer], cfg.partial_synth, [cfg.seed, 7])
         yours = [p for p, w in mine if w in longer] if cfg.partial_copies else []
         cut = partial_clips(yours + takes, work / "partial", framing.sample_rate, seed=cfg.seed)
         n_user = len(yours)
