@@ -30,10 +30,11 @@ def add_arguments(p):
     p.add_argument("--user-copies", type=int, default=d.user_copies, help="augmented copies of each of your clips")
     p.add_argument("--reversed-copies", type=int, default=d.reversed_copies,
                    help="augmented copies of each of your clips played backwards, as unknown (0: none)")
-    p.add_argument("--partial-copies", type=int, default=d.partial_copies,
-                   help="augmented copies of each of your clips cut off part-way through the word, as unknown")
+    p.add_argument("--partial-copies", type=int, default=d.partial_copies, metavar="N",
+                   help="a word of two syllables or more: augmented copies of each of your clips cut off "
+                        "part-way through the word, as unknown ('ha-' is not 'happy')")
     p.add_argument("--partial-synth", type=float, default=d.partial_synth, metavar="SHARE",
-                   help="share of the keyword's synthetic takes also cut off part-way, as unknown")
+                   help="a word of two syllables or more: share of its synthetic takes also cut off part-way")
     p.add_argument("--partial-others", type=float, default=d.partial_others, metavar="SHARE",
                    help="share of the other words' takes cut off part-way, as unknown")
     p.add_argument("--quiet-unknown", type=float, default=d.quiet_unknown, metavar="W",
