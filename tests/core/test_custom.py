@@ -44,6 +44,12 @@ def test_sound_alikes_and_user_folders(tmp_path):
         user_folders(tmp_path / "nope", ["hi"])
     with pytest.raises(ValueError, match="epochs"):
         CustomConfig(epochs=0)
+    with pytest.raises(ValueError, match="real_held_out_percent"):
+        CustomConfig(real_held_out_percent=0)
+    with pytest.raises(ValueError, match="partial_synth"):
+        CustomConfig(partial_synth=1.5)
+    with pytest.raises(ValueError, match="partial_copies"):
+        CustomConfig(partial_copies=-1)
 
 
 def test_kws_custom_toy_run(tmp_path, shared_data, capsys):
