@@ -105,7 +105,7 @@ def add_arguments(p):
 
 
 def main(args) -> int:
-    from core.train.trainer import Trainer, checkpoint_config, load_splits
+    from core.train.trainer import Trainer, checkpoint_config, close_distributed, load_splits
 
     names = TrainConfig.__dataclass_fields__
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
@@ -132,6 +132,7 @@ def main(args) -> int:
         print("interrupted: the last finished epoch is saved; continue with --resume", file=sys.stderr)
     with onnx_export_warnings():  # finish() exports model.onnx
         result = trainer.finish()
+    close_distributed()
     if trainer.rank == 0:
         if result.test_accuracy is not None:
             print(f"Testing accuracy = {100 * result.test_accuracy:.3f} %")

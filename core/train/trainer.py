@@ -170,6 +170,16 @@ def _dist():
     return world, rank
 
 
+def close_distributed() -> None:
+    """End a torchrun job's process group once every rank is done: the ranks wait for each other
+    (rank 0 writes the outputs), then the group's threads stop before the process exits (left
+    running, a rank that exited first could abort: "terminate called without an active
+    exception"). Nothing without a group."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, splits: Splits, outdir: str | os.PathLike,
                  on_epoch: Callable[[EpochLog], None] | None = None,
