@@ -145,14 +145,15 @@ def decide(probs: np.ndarray, categories: list[str], decision: str = "best",
     if len(probs) == 0:
         return None, 0.0
     probs = np.asarray(probs)
+    quiet = [k for k, c in enumerate(categories) if c in BACKGROUND_LABELS]
     if before is not None:
-        probs = attributed(probs, before, [k for k, c in enumerate(categories) if c in BACKGROUND_LABELS])
+        probs = attributed(probs, before, quiet)
     if decision == "mean":
         m = probs.mean(axis=0)
         i = int(m.argmax())
         p = float(m[i])
     else:
-        won, top = best_frames(probs[None], [k for k, c in enumerate(categories) if c in BACKGROUND_LABELS])
+        won, top = best_frames(probs[None], quiet)
         i, p = int(won[0]), float(top[0])
     return (categories[i], p) if p > threshold else (None, p)
 

@@ -165,8 +165,9 @@ def window_accuracy(probs_of: Callable[[int, int], np.ndarray], stream: FeatureS
             margins.append(-1.0)
             preds.append(None)
             continue
-        p = probs_of(lo - 1, hi) if lo > 0 else probs_of(lo, hi)
-        if lo > 0:
+        start = max(lo - 1, 0)  # the frame before the window says what is carried into it
+        p = probs_of(start, hi)
+        if start < lo:
             p = attributed(p[1:], int(p[0].argmax()), quiet)
         p = p[decisive_frames(p[None], quiet)[0]]
         _, best = np.unravel_index(int(np.argmax(p)), p.shape)
