@@ -11,6 +11,8 @@
    in which it fires for WORD (false accepts; also averaged over the words, each word once), and false
    accepts per hour over every background
    noise recording played end to end (state carried).
+4. The same WORD clips played quieter and louder (x0.1, x0.25, x0.5, x2 clipped at full scale): found
+   at each level (a person further from the microphone, or closer).
 Writes WORK/measure.json. Targets: found >= 90 %, false accepts <= 2 % of other words' clips,
 <= 1 per hour of noise.
 """
@@ -25,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -36,6 +40,7 @@ SHARED = ROOT.parent / "shared" / "data"
 BCH = SHARED / "speech_commands_v0.01_bed_cat_happy"
 V1 = SHARED / "speech_commands_v0.01_sample"
 NOISE = SHARED / "background_noise"
+LEVELS = (0.1, 0.25, 0.5, 2.0)  # the validation clips' samples times these, clipped at full scale
 
 
 def fires(spotter: KeywordSpotter, det: Detector, audio, word: str) -> bool:
@@ -89,6 +94,8 @@ def main() -> int:
     neg += [(p, d.name) for d in sorted(V1.iterdir()) if d.is_dir() and not d.name.startswith("_")
             and d.name != args.word for p in sorted(d.glob("*.wav"))]
     found = sum(fires(spotter, det, read_wav(p, sr)[0], args.word) for p in pos)
+    levels = {g: sum(fires(spotter, det, np.clip(g * read_wav(p, sr)[0], -1.0, 1.0), args.word) for p in pos)
+              / len(pos) for g in LEVELS}
     per_word: dict[str, list[int]] = {}
     for p, w in neg:
         per_word.setdefault(w, []).append(int(fires(spotter, det, read_wav(p, sr)[0], args.word)))
@@ -109,6 +116,7 @@ def main() -> int:
               "false_accepts_by_word": {w: [sum(v), len(v)] for w, v in sorted(per_word.items())},
               "noise_hours": noise_s / 3600,
               "noise_false_accepts": noise_fa, "noise_fa_per_hour": noise_fa / (noise_s / 3600),
+              "found_by_level": {str(g): f for g, f in levels.items()},
               "build_minutes": built_s / 60, "options": extra}
     (args.work / "measure.json").write_text(json.dumps(report, indent=1))
     print(f"{args.word}: {len(chosen)} clips from {report['speakers']} speakers; threshold {st.threshold:g}, "
@@ -116,7 +124,8 @@ def main() -> int:
           f"false accepts on {100 * report['false_accept_clips']:.1f} % of {len(neg)} other words' clips "
           f"({100 * balanced:.1f} % averaged over {len(per_word)} words); "
           f"{noise_fa} in {noise_s / 60:.1f} min of noise ({report['noise_fa_per_hour']:.1f}/h); "
-          f"built in {built_s / 60:.1f} min")
+          f"built in {built_s / 60:.1f} min; found at x"
+          + ", x".join(f"{g:g} {100 * f:.0f} %" for g, f in levels.items()))
     return 0
 
 
