@@ -10,8 +10,10 @@ claims live here, never in tests."""
 from __future__ import annotations
 
 import platform
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,8 @@ class Table:
         self.macs, self.weight_bytes = macs, weight_bytes
         self.rows: dict[str, dict[str, float]] = {}
         self.call_us: float | None = None  # a compiled no-op called per frame as the models are: the harness
+        # paired(floor) -> per run, (our per-frame time, floor() measured right after it), microseconds
+        self.paired: Callable[[Callable[[], float]], list[tuple[float, float]]] | None = None
         print(f"  {'runtime':<44}{'featurizer':>12}{'classifier':>12}{'both':>12}{'GFLOP/s':>9}{'GB/s':>7}")
 
     def row(
@@ -179,6 +183,8 @@ def bench_model(title: str, featurizer, classifier, n: int, threads: int, peers:
         f"(compiled in {compile_s:.1f} s)",
     )
     t.call_us = per_frame_us(native_step(_noop(), np.zeros((n, 1), np.float32)), n)
+    step_both = native_step(both, audio)
+    t.paired = lambda floor: [(per_frame_us(step_both, n, 1), floor()) for _ in range(REPEAT)]
     print(f"  (of each per-call time, {t.call_us:.2f} us is the call from Python itself: a compiled no-op "
           f"called the same way)")
     out_f, out_c = np.empty((n, cf.output_size), np.float32), np.empty((n, cc.output_size), np.float32)
@@ -346,7 +352,15 @@ def _floor(t: Table, fs: dict, cs: dict, q8_bytes: int | None, h16_bytes: int | 
         parts.append(f"int8 classifier {q8 / q_floor:.2f}x its floor {q_floor:.2f} us ({q8_bytes / 1024:.0f} KiB "
                      f"in {ql})")
     print("    ours: " + "; ".join(parts))
-
+    if t.paired is not None:
+        runs = t.paired(lambda: f_floor + roofline.floor_us(
+            cw, 2 * cs["macs"], roofline.read_bandwidth(max(cw, 4096), k, 1), fl32))
+        ratios = sorted(us / f for us, f in runs)
+        net = (f", {statistics.median((us - t.call_us) / f for us, f in runs):.2f}x net of the call from Python"
+               if t.call_us is not None else "")
+        print(f"    paired (each of {len(ratios)} runs of featurizer + classifier, one call per frame, timed "
+              f"right before a bandwidth measurement of its own, so both see the same load): "
+              f"median {statistics.median(ratios):.2f}x the floor (runs {ratios[0]:.2f}-{ratios[-1]:.2f}x){net}")
 
 def _numpy_featurizer(t: Table, featurizer, audio, n) -> None:
     fbs, fbufs = featurizer.by_op("filterbank"), featurizer.by_op("frame_buffer")

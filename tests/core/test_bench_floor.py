@@ -39,6 +39,36 @@ def test_floor_lines(capsys, monkeypatch):
     assert q_floor == pytest.approx(1.9468)
 
 
+def test_paired_runs_divide_each_time_by_the_floor_measured_beside_it(capsys, monkeypatch):
+    """Under a varying load the best time and the best bandwidth come from different moments; the
+    paired line divides each run's time by a floor measured right after it and prints their median."""
+    monkeypatch.setattr(roofline, "cache_levels", lambda: [(1, "Data", 48 << 10), (2, "Unified", 2 << 20)])
+    bandwidths = iter([100.0, 100.0, 50.0, 25.0])  # the stage floors, then one per paired run
+    monkeypatch.setattr(roofline, "read_bandwidth", lambda nbytes, k, repeat: next(bandwidths))
+    monkeypatch.setattr(roofline, "fma_rate", lambda k, repeat: 1e6)  # FLOPs never bound here
+    fs = {"macs": 1, "weight_bytes": 100_000}  # 1.0 us at 100 GB/s
+    cs = {"macs": 1, "weight_bytes": 300_000}  # 3.0 us at 100 GB/s, 6.0 at 50, 12.0 at 25
+    t = bench.Table({"featurizer": 1, "classifier": 1}, {"featurizer": 0, "classifier": 300_000})
+    t.rows["compiled, one native call per frame"] = {"featurizer": 1.0, "classifier": 5.0, "both": 6.0}
+    times = iter([7.0, 14.0])  # the second run under twice the load of the first
+    seen = []
+
+    def paired(floor):
+        for us in times:
+            f = floor()
+            seen.append(f)
+            yield us, f
+    t.paired = lambda floor: list(paired(floor))
+    t.call_us = 0.7
+    bench._floor(t, fs, cs, None)
+    out = capsys.readouterr().out
+    assert seen == [pytest.approx(1.0 + 6.0), pytest.approx(1.0 + 12.0)]
+    assert "1.50x the floor 4.00 us" in out, out  # the best time over the first floor
+    median, net = (1.0 + 14.0 / 13.0) / 2, ((7.0 - 0.7) / 7.0 + (14.0 - 0.7) / 13.0) / 2
+    assert (f"median {median:.2f}x the floor (runs {1.0:.2f}-{14.0 / 13.0:.2f}x), {net:.2f}x net of the call "
+            "from Python") in out, out
+
+
 def test_featurizer_floor_is_at_the_float32_rate(capsys, monkeypatch):
     """The featurizer runs in float32 vector code: its FLOP floor is at the full float32 FMA rate."""
     monkeypatch.setattr(roofline, "cache_levels", lambda: [(1, "Data", 48 << 10), (2, "Unified", 2 << 20)])
