@@ -362,6 +362,7 @@ def _floor(t: Table, fs: dict, cs: dict, q8_bytes: int | None, h16_bytes: int | 
               f"right before a bandwidth measurement of its own, so both see the same load): "
               f"median {statistics.median(ratios):.2f}x the floor (runs {ratios[0]:.2f}-{ratios[-1]:.2f}x){net}")
 
+
 def _numpy_featurizer(t: Table, featurizer, audio, n) -> None:
     fbs, fbufs = featurizer.by_op("filterbank"), featurizer.by_op("frame_buffer")
     if not fbs or not fbufs:
