@@ -117,14 +117,14 @@ def main() -> int:
               "noise_hours": noise_s / 3600,
               "noise_false_accepts": noise_fa, "noise_fa_per_hour": noise_fa / (noise_s / 3600),
               "found_by_level": {str(g): f for g, f in levels.items()},
-              "build_minutes": built_s / 60, "options": extra}
+              "build_minutes": None if args.reuse else built_s / 60, "options": extra}
     (args.work / "measure.json").write_text(json.dumps(report, indent=1))
     print(f"{args.word}: {len(chosen)} clips from {report['speakers']} speakers; threshold {st.threshold:g}, "
           f"smoothing {st.smoothing}; found {100 * report['found']:.1f} % of {len(pos)} unseen speakers' clips; "
           f"false accepts on {100 * report['false_accept_clips']:.1f} % of {len(neg)} other words' clips "
           f"({100 * balanced:.1f} % averaged over {len(per_word)} words); "
           f"{noise_fa} in {noise_s / 60:.1f} min of noise ({report['noise_fa_per_hour']:.1f}/h); "
-          f"built in {built_s / 60:.1f} min; found at x"
+          + ("reused the built detector" if args.reuse else f"built in {built_s / 60:.1f} min") + "; found at x"
           + ", x".join(f"{g:g} {100 * f:.0f} %" for g, f in levels.items()))
     return 0
 
