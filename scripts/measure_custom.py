@@ -93,9 +93,10 @@ def main() -> int:
     neg = [(p, w) for p, w, s in rows if w != args.word and s == "validation"]
     neg += [(p, d.name) for d in sorted(V1.iterdir()) if d.is_dir() and not d.name.startswith("_")
             and d.name != args.word for p in sorted(d.glob("*.wav"))]
-    found = sum(fires(spotter, det, read_wav(p, sr)[0], args.word) for p in pos)
-    levels = {g: sum(fires(spotter, det, np.clip(g * read_wav(p, sr)[0], -1.0, 1.0), args.word) for p in pos)
-              / len(pos) for g in LEVELS}
+    said = [read_wav(p, sr)[0] for p in pos]
+    found = sum(fires(spotter, det, x, args.word) for x in said)
+    levels = {g: sum(fires(spotter, det, np.clip(g * x, -1.0, 1.0), args.word) for x in said) / len(pos)
+              for g in LEVELS}
     per_word: dict[str, list[int]] = {}
     for p, w in neg:
         per_word.setdefault(w, []).append(int(fires(spotter, det, read_wav(p, sr)[0], args.word)))
